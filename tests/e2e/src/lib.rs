@@ -1,0 +1,1 @@
+//! Whole-cluster tests driven by the real kubectl live in `tests/`.
