@@ -1,2 +1,13 @@
-//! The resource registry: kinds, group/version/resource, scope, short names, defaulting,
-//! validation and table columns, built on k8s-openapi. No I/O.
+//! The API's vocabulary, with no I/O: the registry of kinds ([`Registry`], start there) with
+//! each kind's behaviour ([`KindOps`]: normalisation, defaulting, validation, table columns,
+//! field selectors), label and field selectors, metadata accessors, and field errors.
+
+pub mod kinds;
+pub mod meta;
+pub mod registry;
+pub mod selector;
+pub mod table;
+pub mod validation;
+
+pub use registry::{GroupVersion, KindOps, Registry, ResourceDef, Scope, Subresource};
+pub use validation::{FieldError, Reason};

@@ -1,0 +1,443 @@
+//! The built-in kinds (Kubernetes 1.33): one [`ResourceDef`] each, built from the k8s-openapi
+//! types. Kinds whose behaviour differs from the generic one (defaulting, validation, tables,
+//! field selectors) have their own module here.
+
+use std::marker::PhantomData;
+use std::sync::Arc;
+
+use k8s_openapi::{ListableResource, Resource};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::Value;
+
+use crate::registry::{GroupVersion, KindOps, ResourceDef, Scope, Subresource};
+
+/// Decode into `T` and encode back: drops unknown fields and `null`s, normalises formats.
+pub fn roundtrip<T: Serialize + DeserializeOwned + Resource>(obj: Value) -> Result<Value, String> {
+    let typed: T = serde_json::from_value(obj).map_err(|e| {
+        format!(
+            "{} in version \"{}\" cannot be handled as a {}: {}",
+            T::KIND,
+            T::VERSION,
+            T::KIND,
+            e
+        )
+    })?;
+    serde_json::to_value(&typed).map_err(|e| e.to_string())
+}
+
+/// The generic behaviour of a typed kind: normalisation only.
+pub struct Generic<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for Generic<T> {
+    fn default() -> Self {
+        Generic(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Resource + 'static> KindOps for Generic<T> {
+    fn normalize(&self, obj: Value) -> Result<Value, String> {
+        roundtrip::<T>(obj)
+    }
+}
+
+/// The generic behaviour of a typed kind that has a status subresource.
+pub struct WithStatus<T>(PhantomData<fn() -> T>);
+
+impl<T> Default for WithStatus<T> {
+    fn default() -> Self {
+        WithStatus(PhantomData)
+    }
+}
+
+impl<T: Serialize + DeserializeOwned + Resource + 'static> KindOps for WithStatus<T> {
+    fn normalize(&self, obj: Value) -> Result<Value, String> {
+        roundtrip::<T>(obj)
+    }
+    fn has_status(&self) -> bool {
+        true
+    }
+}
+
+const RW: &[&str] = &[
+    "create",
+    "delete",
+    "deletecollection",
+    "get",
+    "list",
+    "patch",
+    "update",
+    "watch",
+];
+
+fn strings(v: &[&str]) -> Vec<String> {
+    v.iter().map(|s| s.to_string()).collect()
+}
+
+/// Builder for one built-in kind.
+struct Def {
+    def: ResourceDef,
+}
+
+fn def<T: ListableResource>(
+    singular: &str,
+    scope: Scope,
+    short: &[&str],
+    categories: &[&str],
+    ops: Arc<dyn KindOps>,
+) -> Def {
+    Def {
+        def: ResourceDef {
+            gv: GroupVersion::new(T::GROUP, T::VERSION),
+            kind: T::KIND.to_string(),
+            list_kind: T::LIST_KIND.to_string(),
+            plural: T::URL_PATH_SEGMENT.to_string(),
+            singular: singular.to_string(),
+            scope,
+            short_names: strings(short),
+            categories: strings(categories),
+            verbs: strings(RW),
+            subresources: Vec::new(),
+            ops,
+        },
+    }
+}
+
+impl Def {
+    fn status(mut self) -> Self {
+        let (g, v, k) = (
+            self.def.gv.group.clone(),
+            self.def.gv.version.clone(),
+            self.def.kind.clone(),
+        );
+        self.def.subresources.push(Subresource {
+            name: "status".into(),
+            group: g,
+            version: v,
+            kind: k,
+            verbs: strings(&["get", "patch", "update"]),
+        });
+        self
+    }
+
+    fn scale(mut self) -> Self {
+        self.def.subresources.push(Subresource {
+            name: "scale".into(),
+            group: "autoscaling".into(),
+            version: "v1".into(),
+            kind: "Scale".into(),
+            verbs: strings(&["get", "patch", "update"]),
+        });
+        self
+    }
+
+    fn sub(mut self, name: &str, group: &str, version: &str, kind: &str, verbs: &[&str]) -> Self {
+        self.def.subresources.push(Subresource {
+            name: name.into(),
+            group: group.into(),
+            version: version.into(),
+            kind: kind.into(),
+            verbs: strings(verbs),
+        });
+        self
+    }
+
+    fn verbs(mut self, verbs: &[&str]) -> Self {
+        self.def.verbs = strings(verbs);
+        self
+    }
+}
+
+fn generic<T: Serialize + DeserializeOwned + Resource + 'static>() -> Arc<dyn KindOps> {
+    Arc::new(Generic::<T>::default())
+}
+
+fn with_status<T: Serialize + DeserializeOwned + Resource + 'static>() -> Arc<dyn KindOps> {
+    Arc::new(WithStatus::<T>::default())
+}
+
+/// Every built-in kind, core group first (discovery lists groups in this order).
+pub fn builtin() -> Vec<ResourceDef> {
+    use k8s_openapi::api::{
+        apps::v1 as apps, autoscaling::v2 as autoscaling, batch::v1 as batch,
+        coordination::v1 as coordination, core::v1 as core, discovery::v1 as discovery,
+        events::v1 as events, networking::v1 as networking, policy::v1 as policy, rbac::v1 as rbac,
+        scheduling::v1 as scheduling, storage::v1 as storage,
+    };
+    use Scope::{Cluster, Namespaced};
+    let all = &["all"];
+    let none: &[&str] = &[];
+    let defs = vec![
+        // core/v1
+        def::<core::ConfigMap>(
+            "configmap",
+            Namespaced,
+            &["cm"],
+            none,
+            generic::<core::ConfigMap>(),
+        ),
+        def::<core::Endpoints>(
+            "endpoints",
+            Namespaced,
+            &["ep"],
+            none,
+            generic::<core::Endpoints>(),
+        ),
+        def::<core::Event>("event", Namespaced, &["ev"], none, generic::<core::Event>()),
+        def::<core::LimitRange>(
+            "limitrange",
+            Namespaced,
+            &["limits"],
+            none,
+            generic::<core::LimitRange>(),
+        ),
+        def::<core::Namespace>(
+            "namespace",
+            Cluster,
+            &["ns"],
+            none,
+            with_status::<core::Namespace>(),
+        )
+        .verbs(&[
+            "create", "delete", "get", "list", "patch", "update", "watch",
+        ])
+        .status()
+        .sub("finalize", "", "v1", "Namespace", &["update"]),
+        def::<core::Node>("node", Cluster, &["no"], none, with_status::<core::Node>()).status(),
+        def::<core::PersistentVolumeClaim>(
+            "persistentvolumeclaim",
+            Namespaced,
+            &["pvc"],
+            none,
+            with_status::<core::PersistentVolumeClaim>(),
+        )
+        .status(),
+        def::<core::PersistentVolume>(
+            "persistentvolume",
+            Cluster,
+            &["pv"],
+            none,
+            with_status::<core::PersistentVolume>(),
+        )
+        .status(),
+        def::<core::Pod>("pod", Namespaced, &["po"], all, with_status::<core::Pod>())
+            .status()
+            .sub("binding", "", "v1", "Binding", &["create"])
+            .sub("eviction", "policy", "v1", "Eviction", &["create"]),
+        def::<core::PodTemplate>(
+            "podtemplate",
+            Namespaced,
+            none,
+            none,
+            generic::<core::PodTemplate>(),
+        ),
+        def::<core::ReplicationController>(
+            "replicationcontroller",
+            Namespaced,
+            &["rc"],
+            all,
+            with_status::<core::ReplicationController>(),
+        )
+        .status()
+        .scale(),
+        def::<core::ResourceQuota>(
+            "resourcequota",
+            Namespaced,
+            &["quota"],
+            none,
+            with_status::<core::ResourceQuota>(),
+        )
+        .status(),
+        def::<core::Secret>("secret", Namespaced, none, none, generic::<core::Secret>()),
+        def::<core::ServiceAccount>(
+            "serviceaccount",
+            Namespaced,
+            &["sa"],
+            none,
+            generic::<core::ServiceAccount>(),
+        )
+        .sub(
+            "token",
+            "authentication.k8s.io",
+            "v1",
+            "TokenRequest",
+            &["create"],
+        ),
+        def::<core::Service>(
+            "service",
+            Namespaced,
+            &["svc"],
+            all,
+            with_status::<core::Service>(),
+        )
+        .verbs(&[
+            "create",
+            "delete",
+            "deletecollection",
+            "get",
+            "list",
+            "patch",
+            "update",
+            "watch",
+        ])
+        .status(),
+        // apps/v1
+        def::<apps::ControllerRevision>(
+            "controllerrevision",
+            Namespaced,
+            none,
+            none,
+            generic::<apps::ControllerRevision>(),
+        ),
+        def::<apps::DaemonSet>(
+            "daemonset",
+            Namespaced,
+            &["ds"],
+            all,
+            with_status::<apps::DaemonSet>(),
+        )
+        .status(),
+        def::<apps::Deployment>(
+            "deployment",
+            Namespaced,
+            &["deploy"],
+            all,
+            with_status::<apps::Deployment>(),
+        )
+        .status()
+        .scale(),
+        def::<apps::ReplicaSet>(
+            "replicaset",
+            Namespaced,
+            &["rs"],
+            all,
+            with_status::<apps::ReplicaSet>(),
+        )
+        .status()
+        .scale(),
+        def::<apps::StatefulSet>(
+            "statefulset",
+            Namespaced,
+            &["sts"],
+            all,
+            with_status::<apps::StatefulSet>(),
+        )
+        .status()
+        .scale(),
+        // autoscaling/v2
+        def::<autoscaling::HorizontalPodAutoscaler>(
+            "horizontalpodautoscaler",
+            Namespaced,
+            &["hpa"],
+            all,
+            with_status::<autoscaling::HorizontalPodAutoscaler>(),
+        )
+        .status(),
+        // batch/v1
+        def::<batch::CronJob>(
+            "cronjob",
+            Namespaced,
+            &["cj"],
+            all,
+            with_status::<batch::CronJob>(),
+        )
+        .status(),
+        def::<batch::Job>("job", Namespaced, none, all, with_status::<batch::Job>()).status(),
+        // coordination.k8s.io/v1
+        def::<coordination::Lease>(
+            "lease",
+            Namespaced,
+            none,
+            none,
+            generic::<coordination::Lease>(),
+        ),
+        // discovery.k8s.io/v1
+        def::<discovery::EndpointSlice>(
+            "endpointslice",
+            Namespaced,
+            none,
+            none,
+            generic::<discovery::EndpointSlice>(),
+        ),
+        // events.k8s.io/v1
+        def::<events::Event>(
+            "event",
+            Namespaced,
+            &["ev"],
+            none,
+            generic::<events::Event>(),
+        ),
+        // networking.k8s.io/v1
+        def::<networking::IngressClass>(
+            "ingressclass",
+            Cluster,
+            none,
+            none,
+            generic::<networking::IngressClass>(),
+        ),
+        def::<networking::Ingress>(
+            "ingress",
+            Namespaced,
+            &["ing"],
+            none,
+            with_status::<networking::Ingress>(),
+        )
+        .status(),
+        def::<networking::NetworkPolicy>(
+            "networkpolicy",
+            Namespaced,
+            &["netpol"],
+            none,
+            generic::<networking::NetworkPolicy>(),
+        ),
+        // policy/v1
+        def::<policy::PodDisruptionBudget>(
+            "poddisruptionbudget",
+            Namespaced,
+            &["pdb"],
+            none,
+            with_status::<policy::PodDisruptionBudget>(),
+        )
+        .status(),
+        // rbac.authorization.k8s.io/v1
+        def::<rbac::ClusterRoleBinding>(
+            "clusterrolebinding",
+            Cluster,
+            none,
+            none,
+            generic::<rbac::ClusterRoleBinding>(),
+        ),
+        def::<rbac::ClusterRole>(
+            "clusterrole",
+            Cluster,
+            none,
+            none,
+            generic::<rbac::ClusterRole>(),
+        ),
+        def::<rbac::RoleBinding>(
+            "rolebinding",
+            Namespaced,
+            none,
+            none,
+            generic::<rbac::RoleBinding>(),
+        ),
+        def::<rbac::Role>("role", Namespaced, none, none, generic::<rbac::Role>()),
+        // scheduling.k8s.io/v1
+        def::<scheduling::PriorityClass>(
+            "priorityclass",
+            Cluster,
+            &["pc"],
+            none,
+            generic::<scheduling::PriorityClass>(),
+        ),
+        // storage.k8s.io/v1
+        def::<storage::StorageClass>(
+            "storageclass",
+            Cluster,
+            &["sc"],
+            none,
+            generic::<storage::StorageClass>(),
+        ),
+    ];
+    defs.into_iter().map(|d| d.def).collect()
+}
