@@ -1,0 +1,121 @@
+//! Starting the API server: certificates, listener, routes, readiness, kubeconfig — in that
+//! order, so that the kubeconfig appears only when the server can answer it.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use navarch_store::Store;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+
+use crate::error::{Error, Result};
+use crate::pki::{serving_names, Pki};
+use crate::routes::router;
+use crate::state::AppState;
+use crate::{kubeconfig, serve};
+
+/// Where and how the API server listens.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// Holds `tls/` and `kubeconfig.yaml`.
+    pub data_dir: PathBuf,
+    pub bind_address: IpAddr,
+    /// 0 picks a free port (tests).
+    pub secure_port: u16,
+    /// Services' ClusterIPs come from here; its first address is the `kubernetes` service.
+    pub service_cidr: ipnet::IpNet,
+}
+
+/// A running API server. Cancel the shutdown token given to [`ApiServer::start`] to stop it,
+/// then await [`ApiServer::stopped`].
+#[derive(Debug)]
+pub struct ApiServer {
+    state: AppState,
+    pki: Arc<Pki>,
+    local_addr: SocketAddr,
+    kubeconfig_path: PathBuf,
+    serving: JoinHandle<()>,
+}
+
+impl ApiServer {
+    /// Check the store, load or create the certificates, listen, and write
+    /// `DATA_DIR/kubeconfig.yaml`. Returns once the server is ready.
+    pub async fn start(
+        config: Config,
+        store: Arc<dyn Store>,
+        shutdown: CancellationToken,
+    ) -> Result<ApiServer> {
+        store.current_revision().await?;
+
+        let tls_dir = config.data_dir.join("tls");
+        let names = serving_names(config.bind_address, &config.service_cidr);
+        let pki = tokio::task::spawn_blocking(move || Pki::load_or_generate(&tls_dir, &names))
+            .await
+            .map_err(|e| Error::InvalidPki(format!("certificate task failed: {e}")))??;
+        let pki = Arc::new(pki);
+        let tls = serve::tls_config(&pki)?;
+
+        let listener =
+            serve::bind(SocketAddr::new(config.bind_address, config.secure_port)).await?;
+        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
+            addr: SocketAddr::new(config.bind_address, config.secure_port),
+            source,
+        })?;
+
+        let state = AppState::new(store, shutdown.clone());
+        // The socket is listening, so connections queue from now on; the accept loop marks
+        // the server as serving before it takes the first one.
+        let serving = tokio::spawn(serve::serve(
+            listener,
+            tls,
+            router(state.clone()),
+            state.readiness.clone(),
+            shutdown,
+        ));
+
+        let kubeconfig_path = config.data_dir.join("kubeconfig.yaml");
+        let contents = kubeconfig::render(
+            &kubeconfig::local_server_url(config.bind_address, local_addr.port()),
+            pki.ca_pem(),
+            pki.admin(),
+        );
+        kubeconfig::write(&kubeconfig_path, &contents)?;
+
+        Ok(ApiServer {
+            state,
+            pki,
+            local_addr,
+            kubeconfig_path,
+            serving,
+        })
+    }
+
+    /// The address the server listens on (with the real port when 0 was asked for).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// The admin kubeconfig written at startup.
+    pub fn kubeconfig_path(&self) -> &Path {
+        &self.kubeconfig_path
+    }
+
+    /// The cluster's certificates (the CA for agents and service-account tokens).
+    pub fn pki(&self) -> &Arc<Pki> {
+        &self.pki
+    }
+
+    /// The state shared by the handlers.
+    pub fn state(&self) -> &AppState {
+        &self.state
+    }
+
+    /// Wait until the server has stopped accepting and drained its connections (after the
+    /// shutdown token was cancelled).
+    pub async fn stopped(self) {
+        if let Err(e) = self.serving.await {
+            tracing::error!(error = %e, "serve loop panicked");
+        }
+    }
+}
