@@ -47,6 +47,9 @@ pub enum Error {
         addr: std::net::SocketAddr,
         source: std::io::Error,
     },
+    /// The objects every cluster has could not be created.
+    #[error("bootstrap: {0}")]
+    Bootstrap(String),
     /// The store did not answer while the server was starting.
     #[error("store is not usable: {0}")]
     Store(#[from] navarch_store::Error),

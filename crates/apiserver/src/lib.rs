@@ -14,6 +14,7 @@ mod fsutil;
 pub mod health;
 pub mod kubeconfig;
 pub mod pki;
+pub mod resources;
 pub mod routes;
 pub mod serve;
 mod server;

@@ -15,8 +15,14 @@ use crate::{authn, health, trace, version};
 /// Every route of the API server, ready to be served (see [`crate::serve::serve`]) or called
 /// in-process as a tower `Service`.
 pub fn router(state: AppState) -> Router {
+    router_with(state, Router::new())
+}
+
+/// [`router`] plus more routes (the resource API), under the same layers.
+pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
     Router::new()
         .merge(health::routes())
+        .merge(extra)
         .merge(version::routes())
         .fallback(|| async { StatusError::path_not_found() })
         .method_not_allowed_fallback(|| async { StatusError::method_not_allowed() })

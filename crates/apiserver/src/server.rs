@@ -11,7 +11,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::pki::{serving_names, Pki};
-use crate::routes::router;
+use crate::resources::{ResourceApi, ResourceConfig};
+use crate::routes::router_with;
 use crate::state::AppState;
 use crate::{kubeconfig, serve};
 
@@ -47,6 +48,13 @@ impl ApiServer {
         shutdown: CancellationToken,
     ) -> Result<ApiServer> {
         store.current_revision().await?;
+        // Listen before touching the certificates, so that a busy port fails before anything
+        // is written or logged.
+        let addr = SocketAddr::new(config.bind_address, config.secure_port);
+        let listener = serve::bind(addr).await?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|source| Error::Bind { addr, source })?;
 
         let tls_dir = config.data_dir.join("tls");
         let names = serving_names(config.bind_address, &config.service_cidr);
@@ -56,20 +64,35 @@ impl ApiServer {
         let pki = Arc::new(pki);
         let tls = serve::tls_config(&pki)?;
 
-        let listener =
-            serve::bind(SocketAddr::new(config.bind_address, config.secure_port)).await?;
-        let local_addr = listener.local_addr().map_err(|source| Error::Bind {
-            addr: SocketAddr::new(config.bind_address, config.secure_port),
-            source,
-        })?;
-
+        let service_cidr = match config.service_cidr {
+            ipnet::IpNet::V4(net) => net,
+            ipnet::IpNet::V6(_) => {
+                return Err(Error::InvalidPki(
+                    "only IPv4 service ranges are supported".into(),
+                ))
+            }
+        };
+        let resources = ResourceApi::start(
+            store.clone(),
+            navarch_api::Registry::builtin(),
+            ResourceConfig {
+                service_cidr,
+                ..ResourceConfig::default()
+            },
+            shutdown.clone(),
+        )
+        .await?;
+        resources
+            .bootstrap(local_addr.port())
+            .await
+            .map_err(|e| Error::Bootstrap(e.message().to_string()))?;
         let state = AppState::new(store, shutdown.clone());
         // The socket is listening, so connections queue from now on; the accept loop marks
         // the server as serving before it takes the first one.
         let serving = tokio::spawn(serve::serve(
             listener,
             tls,
-            router(state.clone()),
+            router_with(state.clone(), resources.routes()),
             state.readiness.clone(),
             shutdown,
         ));

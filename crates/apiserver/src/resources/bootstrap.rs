@@ -1,0 +1,85 @@
+//! Objects every cluster has from its first start: the namespaces `default`, `kube-system`,
+//! `kube-public` and `kube-node-lease`, and the `kubernetes` Service in `default` at the first
+//! address of the service range. Created through the normal create path (defaulting,
+//! admission, allocation) and left alone when they already exist.
+
+use axum::body::Body;
+use http::{HeaderMap, StatusCode};
+use serde_json::{json, Value};
+
+use super::request::{Query, Target};
+use super::{Ctx, ResourceApi};
+use crate::{AuthenticatedUser, StatusError};
+
+impl ResourceApi {
+    /// Create an object as the API server itself (`system:apiserver`); an existing object is
+    /// not an error.
+    pub async fn ensure(
+        &self,
+        group: &str,
+        version: &str,
+        plural: &str,
+        namespace: Option<&str>,
+        obj: Value,
+    ) -> Result<(), StatusError> {
+        let def = self
+            .registry
+            .get(group, version, plural)
+            .ok_or_else(StatusError::path_not_found)?;
+        let t = Target {
+            def,
+            namespace: namespace.map(str::to_string),
+            name: None,
+            subresource: None,
+            legacy_watch: false,
+        };
+        let ctx = Ctx {
+            headers: HeaderMap::new(),
+            query: Query::parse(Some("fieldManager=navarch-apiserver")),
+            user: Some(AuthenticatedUser::new(
+                "system:apiserver",
+                ["system:masters".to_string()],
+            )),
+        };
+        let body = Body::from(serde_json::to_vec(&obj).unwrap_or_default());
+        match self.create(&t, &ctx, body).await {
+            Ok(_) => Ok(()),
+            Err(e) if e.code() == StatusCode::CONFLICT => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Create the namespaces and the `kubernetes` Service every cluster has.
+    pub async fn bootstrap(&self, secure_port: u16) -> Result<(), StatusError> {
+        for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
+            self.ensure(
+                "",
+                "v1",
+                "namespaces",
+                None,
+                json!({"metadata": {"name": ns}}),
+            )
+            .await?;
+        }
+        let first = std::net::Ipv4Addr::from(u32::from(self.config.service_cidr.network()) + 1);
+        self.ensure(
+            "",
+            "v1",
+            "services",
+            Some("default"),
+            json!({
+                "metadata": {
+                    "name": "kubernetes",
+                    "labels": {"component": "apiserver", "provider": "kubernetes"},
+                },
+                "spec": {
+                    "clusterIP": first.to_string(),
+                    "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": secure_port}],
+                    "sessionAffinity": "None",
+                    "type": "ClusterIP",
+                },
+            }),
+        )
+        .await
+    }
+}
