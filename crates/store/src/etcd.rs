@@ -16,17 +16,19 @@
 //! `r >=` its compacted revision, so if the read succeeds the tracked value is exact, and if it
 //! fails a binary search over `(tracked, current]` finds the true value in `O(log n)` reads.
 //!
-//! Both backends declare a watch `after` a compacted revision as compacted (the watch would
-//! start at `after + 1 <= compacted`); etcd itself would still serve a watch starting exactly at
-//! its compacted revision, so this check is ours and made before the etcd watch is created.
+//! Both backends refuse a watch whose `after` is below the compacted revision, that is one whose
+//! first event, `after + 1`, would be at or below it. etcd itself would still serve a watch
+//! starting exactly at its compacted revision, so this check is ours and made before the etcd
+//! watch is created. As in etcd, compacting at or below the compacted revision fails with
+//! `Compacted`.
 //!
 //! # Background compaction
 //!
 //! Like kube-apiserver's compactor, [`EtcdStore::connect_with`] starts a task that samples the
 //! current revision every [`EtcdOptions::compaction_interval`] and compacts to the newest sample
 //! at least [`EtcdOptions::retention`] old. Several API servers sharing one etcd may each run
-//! one; compacting to a revision already compacted is harmless. The task stops when the store is
-//! dropped.
+//! one; a compaction another one already made is refused by etcd and ignored. The task stops
+//! when the store is dropped.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicI64, Ordering};
@@ -360,8 +362,13 @@ impl Store for EtcdStore {
     }
 
     async fn compact(&self, revision: i64) -> Result<()> {
-        if revision <= self.compacted.load(Ordering::Acquire) {
-            return Ok(());
+        // As etcd does, compacting at or below the compacted revision is an error.
+        let known = self.compacted.load(Ordering::Acquire);
+        if revision <= known {
+            return Err(Error::Compacted {
+                requested: revision,
+                compacted: known,
+            });
         }
         match self
             .kv()
@@ -372,18 +379,7 @@ impl Store for EtcdStore {
                 self.compacted.fetch_max(revision, Ordering::AcqRel);
                 Ok(())
             }
-            // Someone compacted at or beyond `revision` already: the history is gone either way.
-            Err(e) => match classify(e) {
-                Failure::Compacted => {
-                    self.compacted_revision().await?;
-                    Ok(())
-                }
-                Failure::Future => Err(Error::FutureRevision {
-                    requested: revision,
-                    current: self.current_revision().await.unwrap_or(0),
-                }),
-                Failure::Other(e) => Err(e),
-            },
+            Err(e) => Err(self.read_error(e, revision).await),
         }
     }
 

@@ -256,8 +256,14 @@ async fn compaction_hides_old_revisions_from_reads_and_watches() {
 
     store.compact(v2.mod_revision).await.unwrap();
     assert_eq!(store.compacted_revision().await.unwrap(), v2.mod_revision);
-    // Compacting again at or below is a no-op.
-    store.compact(v1.mod_revision).await.unwrap();
+    // Compacting again at or below is refused, as etcd does.
+    for again in [v1.mod_revision, v2.mod_revision] {
+        let err = store.compact(again).await.unwrap_err();
+        assert!(
+            matches!(err, Error::Compacted { requested, compacted } if requested == again && compacted == v2.mod_revision),
+            "{err}"
+        );
+    }
 
     let err = store.get("/k", Some(v1.mod_revision)).await.unwrap_err();
     assert!(
@@ -290,6 +296,20 @@ async fn compaction_hides_old_revisions_from_reads_and_watches() {
         .err()
         .expect("refused");
     assert!(matches!(err, Error::Compacted { .. }), "{err}");
+
+    // etcd refuses to compact again what another client compacted, whatever this one tracked.
+    let v4 = store
+        .update("/k", b"4".to_vec(), v3.mod_revision)
+        .await
+        .unwrap();
+    store.compact(v4.mod_revision).await.unwrap();
+    let err = other.compact(v4.mod_revision).await.unwrap_err();
+    assert!(
+        matches!(err, Error::Compacted { compacted, .. } if compacted == v4.mod_revision),
+        "{err}"
+    );
+    let err = other.compact(v4.mod_revision + 5).await.unwrap_err();
+    assert!(matches!(err, Error::FutureRevision { .. }), "{err}");
 }
 
 #[tokio::test]
