@@ -50,7 +50,11 @@ impl ResourceApi {
     }
 
     /// Create the namespaces and the `kubernetes` Service every cluster has.
-    pub async fn bootstrap(&self, secure_port: u16) -> Result<(), StatusError> {
+    pub async fn bootstrap(
+        self: &std::sync::Arc<Self>,
+        secure_port: u16,
+    ) -> Result<(), StatusError> {
+        self.resume_namespace_deletions();
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
             self.ensure(
                 "",

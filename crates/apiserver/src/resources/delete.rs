@@ -2,6 +2,8 @@
 //! propagation policies (Foreground and Orphan add their finalizer for the garbage collector;
 //! an object with no dependents goes at once).
 
+use std::sync::Arc;
+
 use axum::body::Body;
 use axum::response::Response;
 use http::StatusCode;

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod codec;
 pub mod delete;
 pub mod discovery;
+pub mod namespace;
 pub mod object;
 pub mod protobuf;
 pub mod read;
@@ -96,7 +97,7 @@ impl ResourceApi {
             .layer(Extension(self.clone()))
     }
 
-    async fn handle(&self, req: Request) -> Result<Response, StatusError> {
+    async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, StatusError> {
         let (parts, body) = req.into_parts();
         let user = parts.extensions.get::<AuthenticatedUser>().cloned();
         let query = Query::parse(parts.uri.query());
@@ -124,7 +125,7 @@ impl ResourceApi {
     }
 
     async fn resource(
-        &self,
+        self: &Arc<Self>,
         method: Method,
         t: Target,
         ctx: Ctx,
