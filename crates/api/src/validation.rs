@@ -15,6 +15,7 @@ pub enum Reason {
     FieldValueTooLong,
     FieldValueTooMany,
     FieldValueTypeInvalid,
+    FieldValueNotFound,
 }
 
 /// One invalid field, rendered as a `StatusCause`.
@@ -76,6 +77,25 @@ impl FieldError {
         }
     }
 
+    pub fn not_found(field: impl Into<String>, value: &Value) -> Self {
+        let field = field.into();
+        FieldError {
+            reason: Reason::FieldValueNotFound,
+            message: format!("{field}: Not found: {value}"),
+            field,
+        }
+    }
+
+    /// A value longer than `max` bytes (`field.TooLong`).
+    pub fn too_long(field: impl Into<String>, max: usize) -> Self {
+        let field = field.into();
+        FieldError {
+            reason: Reason::FieldValueTooLong,
+            message: format!("{field}: Too long: may not be more than {max} bytes"),
+            field,
+        }
+    }
+
     pub fn duplicate(field: impl Into<String>, value: &Value) -> Self {
         let field = field.into();
         FieldError {
@@ -98,6 +118,14 @@ pub fn is_dns1123_label(s: &str) -> bool {
         && !s.starts_with('-')
         && !s.ends_with('-')
 }
+
+/// RFC 1035 label: like an RFC 1123 label but starting with a letter (Service names).
+pub fn is_dns1035_label(s: &str) -> bool {
+    is_dns1123_label(s) && s.as_bytes()[0].is_ascii_lowercase()
+}
+
+/// The explanation kube-apiserver gives for an invalid RFC 1035 label.
+pub const DNS1035_LABEL_MSG: &str = "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character (e.g. 'my-name',  or 'abc-123', regex used for validation is '[a-z]([-a-z0-9]*[a-z0-9])?')";
 
 /// RFC 1123 subdomain: dot-separated labels, ≤ 253.
 pub fn is_dns1123_subdomain(s: &str) -> bool {
@@ -141,9 +169,30 @@ pub fn is_label_value(s: &str) -> bool {
     s.is_empty() || is_qualified_name_part(s)
 }
 
+/// Which syntax a kind's object names must follow.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum NameRule {
+    /// RFC 1123 subdomain (most kinds).
+    Subdomain,
+    /// RFC 1123 label (namespaces).
+    Label,
+    /// RFC 1035 label (services).
+    Dns1035Label,
+}
+
 /// Validate the parts of `metadata` every kind shares: name (a DNS subdomain unless
 /// `name_is_label`), labels and annotations (keys, values, 256 KiB total).
 pub fn validate_object_meta(obj: &Value, namespaced: bool, name_is_label: bool) -> Vec<FieldError> {
+    let rule = if name_is_label {
+        NameRule::Label
+    } else {
+        NameRule::Subdomain
+    };
+    validate_object_meta_with(obj, namespaced, rule)
+}
+
+/// [`validate_object_meta`] with an explicit name rule.
+pub fn validate_object_meta_with(obj: &Value, namespaced: bool, rule: NameRule) -> Vec<FieldError> {
     let mut errs = Vec::new();
     let meta = &obj["metadata"];
     match meta["name"].as_str() {
@@ -152,10 +201,10 @@ pub fn validate_object_meta(obj: &Value, namespaced: bool, name_is_label: bool) 
             "name or generateName is required",
         )),
         Some(name) => {
-            let (ok, msg) = if name_is_label {
-                (is_dns1123_label(name), DNS1123_LABEL_MSG)
-            } else {
-                (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_MSG)
+            let (ok, msg) = match rule {
+                NameRule::Label => (is_dns1123_label(name), DNS1123_LABEL_MSG),
+                NameRule::Subdomain => (is_dns1123_subdomain(name), DNS1123_SUBDOMAIN_MSG),
+                NameRule::Dns1035Label => (is_dns1035_label(name), DNS1035_LABEL_MSG),
             };
             if !ok {
                 errs.push(FieldError::invalid("metadata.name", &meta["name"], msg));

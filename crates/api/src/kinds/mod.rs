@@ -12,6 +12,21 @@ use serde_json::Value;
 
 use crate::registry::{GroupVersion, KindOps, ResourceDef, Scope, Subresource};
 
+mod controllerrevision;
+mod cronjob;
+mod daemonset;
+mod deployment;
+mod job;
+mod pod;
+mod podspec;
+mod podtemplate;
+mod replicaset;
+mod replicationcontroller;
+mod service;
+mod statefulset;
+mod util;
+mod workload;
+
 /// Decode into `T` and encode back: drops unknown fields and `null`s, normalises formats.
 pub fn roundtrip<T: Serialize + DeserializeOwned + Resource>(obj: Value) -> Result<Value, String> {
     let typed: T = serde_json::from_value(obj).map_err(|e| {
@@ -220,7 +235,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             with_status::<core::PersistentVolume>(),
         )
         .status(),
-        def::<core::Pod>("pod", Namespaced, &["po"], all, with_status::<core::Pod>())
+        def::<core::Pod>("pod", Namespaced, &["po"], all, Arc::new(pod::PodOps))
             .status()
             .sub("binding", "", "v1", "Binding", &["create"])
             .sub("eviction", "policy", "v1", "Eviction", &["create"]),
@@ -229,14 +244,14 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             none,
             none,
-            generic::<core::PodTemplate>(),
+            Arc::new(podtemplate::PodTemplateOps),
         ),
         def::<core::ReplicationController>(
             "replicationcontroller",
             Namespaced,
             &["rc"],
             all,
-            with_status::<core::ReplicationController>(),
+            Arc::new(replicationcontroller::ReplicationControllerOps),
         )
         .status()
         .scale(),
@@ -268,7 +283,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["svc"],
             all,
-            with_status::<core::Service>(),
+            Arc::new(service::ServiceOps),
         )
         .verbs(&[
             "create",
@@ -287,14 +302,14 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             none,
             none,
-            generic::<apps::ControllerRevision>(),
+            Arc::new(controllerrevision::ControllerRevisionOps),
         ),
         def::<apps::DaemonSet>(
             "daemonset",
             Namespaced,
             &["ds"],
             all,
-            with_status::<apps::DaemonSet>(),
+            Arc::new(daemonset::DaemonSetOps),
         )
         .status(),
         def::<apps::Deployment>(
@@ -302,7 +317,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["deploy"],
             all,
-            with_status::<apps::Deployment>(),
+            Arc::new(deployment::DeploymentOps),
         )
         .status()
         .scale(),
@@ -311,7 +326,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["rs"],
             all,
-            with_status::<apps::ReplicaSet>(),
+            Arc::new(replicaset::ReplicaSetOps),
         )
         .status()
         .scale(),
@@ -320,7 +335,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["sts"],
             all,
-            with_status::<apps::StatefulSet>(),
+            Arc::new(statefulset::StatefulSetOps),
         )
         .status()
         .scale(),
@@ -339,10 +354,10 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["cj"],
             all,
-            with_status::<batch::CronJob>(),
+            Arc::new(cronjob::CronJobOps),
         )
         .status(),
-        def::<batch::Job>("job", Namespaced, none, all, with_status::<batch::Job>()).status(),
+        def::<batch::Job>("job", Namespaced, none, all, Arc::new(job::JobOps)).status(),
         // coordination.k8s.io/v1
         def::<coordination::Lease>(
             "lease",
