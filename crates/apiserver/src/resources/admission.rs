@@ -206,7 +206,7 @@ impl ResourceApi {
                 .and_then(|c| c["spec"]["clusterIP"].as_str())
                 .unwrap_or("")
                 .to_string();
-            if want != "None" && want != had {
+            if want != "None" && (want.is_empty() || want != had) {
                 let ip = self
                     .allocate_ip(&name, if want.is_empty() { None } else { Some(&want) })
                     .await?;

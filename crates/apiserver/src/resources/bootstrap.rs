@@ -26,6 +26,16 @@ impl ResourceApi {
             .registry
             .get(group, version, plural)
             .ok_or_else(StatusError::path_not_found)?;
+        let name = obj["metadata"]["name"].as_str().unwrap_or("");
+        if self
+            .store
+            .get(&def.key(namespace, name), None)
+            .await?
+            .1
+            .is_some()
+        {
+            return Ok(());
+        }
         let t = Target {
             def,
             namespace: namespace.map(str::to_string),

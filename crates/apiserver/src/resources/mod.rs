@@ -14,6 +14,7 @@ pub mod delete;
 pub mod discovery;
 pub mod namespace;
 pub mod object;
+pub mod openapi;
 pub mod protobuf;
 pub mod read;
 pub mod request;
@@ -65,6 +66,7 @@ pub struct ResourceApi {
     pub config: ResourceConfig,
     pub shutdown: CancellationToken,
     pub discovery: discovery::DiscoveryDocs,
+    openapi: tokio::sync::OnceCell<Arc<navarch_api::openapi::OpenApi>>,
 }
 
 impl ResourceApi {
@@ -77,14 +79,21 @@ impl ResourceApi {
     ) -> Result<Arc<Self>, navarch_store::Error> {
         let cache = WatchCache::start(store.clone(), &registry, shutdown.clone()).await?;
         let discovery = discovery::DiscoveryDocs::new(&registry);
-        Ok(Arc::new(ResourceApi {
+        let api = Arc::new(ResourceApi {
             registry: Arc::new(registry),
             store,
             cache,
             config,
             shutdown,
             discovery,
-        }))
+            openapi: tokio::sync::OnceCell::new(),
+        });
+        // Generate the OpenAPI documents now, off the request path.
+        let warm = api.clone();
+        tokio::spawn(async move {
+            let _ = warm.openapi().await;
+        });
+        Ok(api)
     }
 
     /// The `/api` and `/apis` routes, to merge into the server's router.
@@ -95,6 +104,7 @@ impl ResourceApi {
             .route("/apis", any(dispatch))
             .route("/apis/{*rest}", any(dispatch))
             .layer(Extension(self.clone()))
+            .merge(self.openapi_routes())
     }
 
     async fn handle(self: &Arc<Self>, req: Request) -> Result<Response, StatusError> {
