@@ -4,6 +4,7 @@
 
 pub mod kinds;
 pub mod meta;
+pub mod protobuf;
 pub mod registry;
 pub mod selector;
 pub mod table;
