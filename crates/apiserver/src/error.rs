@@ -63,7 +63,8 @@ pub struct StatusError {
     code: StatusCode,
     reason: &'static str,
     message: String,
-    details: Option<StatusDetails>,
+    /// Boxed so that `Result<T, StatusError>` stays small.
+    details: Option<Box<StatusDetails>>,
 }
 
 /// One reason an object is invalid (a `StatusCause` of a 422 response).
@@ -135,7 +136,7 @@ impl StatusError {
 
     /// Attach `details` (group, kind, name, causes, retryAfterSeconds).
     pub fn with_details(mut self, details: StatusDetails) -> Self {
-        self.details = Some(details);
+        self.details = Some(Box::new(details));
         self
     }
 
@@ -372,7 +373,7 @@ impl StatusError {
     }
 
     pub fn details(&self) -> Option<&StatusDetails> {
-        self.details.as_ref()
+        self.details.as_deref()
     }
 
     /// The `Status` object this error is answered with (also what a watch `ERROR` event
@@ -380,7 +381,7 @@ impl StatusError {
     pub fn to_status(&self) -> Status {
         Status {
             code: Some(i32::from(self.code.as_u16())),
-            details: self.details.clone(),
+            details: self.details.as_deref().cloned(),
             message: Some(self.message.clone()),
             reason: Some(self.reason.to_string()),
             status: Some("Failure".to_string()),

@@ -1,0 +1,52 @@
+//! `navarch server`: the control plane. Validates the flags, opens the store, starts the API
+//! server, prints the kubeconfig path once ready, and shuts down on the first signal.
+
+use std::io::Write;
+use std::time::Instant;
+
+use anyhow::Context;
+use navarch_apiserver::{ApiServer, Config};
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::ServerArgs;
+use crate::data_dir;
+
+pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let started = Instant::now();
+    args.validate().map_err(anyhow::Error::msg)?;
+    let data_dir = data_dir::prepare(&args.data_dir)?;
+    let datastore = args.datastore_endpoint.clone().unwrap_or_default();
+    let store = datastore.open(&data_dir).await?;
+    let store_opened = started.elapsed();
+
+    let config = Config {
+        data_dir: data_dir.clone(),
+        bind_address: args.bind_address,
+        secure_port: args.secure_port,
+        service_cidr: args.service_cidr,
+    };
+    let server = ApiServer::start(config, store, shutdown.clone()).await?;
+
+    tracing::info!(
+        address = %server.local_addr(),
+        datastore = %datastore.describe(&data_dir),
+        cluster.cidr = %args.cluster_cidr,
+        service.cidr = %args.service_cidr,
+        // Neither exists yet; the flags are accepted so that scripts keep working later.
+        scheduler = !args.disable_scheduler,
+        controllers = !args.disable_controllers,
+        store_ms = store_opened.as_millis() as u64,
+        ready_ms = started.elapsed().as_millis() as u64,
+        "ready"
+    );
+    let mut stdout = std::io::stdout().lock();
+    writeln!(stdout, "{}", server.kubeconfig_path().display())
+        .and_then(|()| stdout.flush())
+        .context("cannot write to stdout")?;
+    drop(stdout);
+
+    shutdown.cancelled().await;
+    server.stopped().await;
+    tracing::info!("stopped");
+    Ok(())
+}
