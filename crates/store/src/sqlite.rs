@@ -55,7 +55,7 @@ mod tests;
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use tokio::sync::{broadcast, mpsc, oneshot};
@@ -67,8 +67,8 @@ use writer::{Op, Request, Writer};
 /// How many requests may wait for the writer before callers are made to wait.
 const REQUEST_QUEUE: usize = 4096;
 /// How many committed batches the watch fan-out buffers; a watcher further behind re-reads the
-/// missed events from the log.
-const EVENT_BUFFER: usize = 1024;
+/// missed events from the log, so this bounds memory more than it limits anything.
+const EVENT_BUFFER: usize = 256;
 
 /// Tuning for [`SqliteStore::open_with`].
 #[derive(Debug, Clone)]
@@ -99,24 +99,30 @@ pub struct SqliteStore {
 struct Inner {
     path: PathBuf,
     requests: mpsc::Sender<Request>,
-    /// Kept to subscribe new watchers; the writer holds the other sender, so watchers see the
-    /// channel close once both the store and the writer are gone.
-    events: broadcast::Sender<writer::Batch>,
     heads: Arc<Heads>,
     readers: Arc<Readers>,
     /// Dropped with the store, which tells the background compaction to stop.
     stop: tokio::sync::watch::Sender<()>,
 }
 
-/// The counters the writer publishes after each commit.
+/// What the writer publishes after each commit.
 struct Heads {
     revision: AtomicI64,
     compacted: AtomicI64,
     /// Number of write transactions committed (lets tests see group commit at work).
     commits: AtomicU64,
+    /// The watch fan-out. The only sender: the writer takes it away if it fails, and it goes
+    /// when the writer thread ends, so every watcher then sees the channel close.
+    events: Mutex<Option<broadcast::Sender<writer::Batch>>>,
 }
 
 impl Heads {
+    fn events(&self) -> std::sync::MutexGuard<'_, Option<broadcast::Sender<writer::Batch>>> {
+        self.events
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
     fn revision(&self) -> i64 {
         self.revision.load(Ordering::SeqCst)
     }
@@ -157,10 +163,10 @@ impl SqliteStore {
             revision: AtomicI64::new(meta.revision),
             compacted: AtomicI64::new(meta.compacted),
             commits: AtomicU64::new(0),
+            events: Mutex::new(Some(broadcast::channel(EVENT_BUFFER).0)),
         });
-        let (events, _) = broadcast::channel(EVENT_BUFFER);
         let (requests, queue) = mpsc::channel(REQUEST_QUEUE);
-        let writer = Writer::new(conn, meta, heads.clone(), events.clone());
+        let writer = Writer::new(conn, meta, heads.clone());
         std::thread::Builder::new()
             .name("sqlite-writer".into())
             .spawn(move || writer.run(queue))
@@ -170,7 +176,6 @@ impl SqliteStore {
             readers: Arc::new(Readers::new(path.clone())),
             path,
             requests,
-            events,
             heads,
             stop: tokio::sync::watch::channel(()).0,
         });
@@ -276,7 +281,13 @@ impl Store for SqliteStore {
 
     async fn watch(&self, prefix: &str, after_revision: i64) -> Result<WatchStream> {
         // Subscribe before reading the log, so that nothing committed in between is missed.
-        let live = self.inner.events.subscribe();
+        let live = self
+            .inner
+            .heads
+            .events()
+            .as_ref()
+            .map(|events| events.subscribe());
+        let live = live.ok_or_else(closed)?;
         watch::open(
             self.inner.readers.clone(),
             live,

@@ -10,18 +10,20 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction};
+use tokio::sync::Semaphore;
 
 use super::schema::{self, Meta};
 use crate::{prefix_end, Error, Event, EventKind, KeyValue, RangeOptions, RangeResult, Result};
 
-/// Idle connections kept for reuse; a burst beyond this opens extra connections that are closed
-/// afterwards.
-const MAX_IDLE: usize = 4;
+/// Reads running at once (each on a blocking thread with a connection of its own); further
+/// reads wait their turn without holding a thread.
+const MAX_READERS: usize = 8;
 
-/// The pool of read-only connections.
+/// The pool of read-only connections, opened on demand.
 pub(super) struct Readers {
     path: PathBuf,
     idle: Mutex<Vec<Connection>>,
+    permits: Arc<Semaphore>,
 }
 
 impl Readers {
@@ -29,6 +31,7 @@ impl Readers {
         Readers {
             path,
             idle: Mutex::new(Vec::new()),
+            permits: Arc::new(Semaphore::new(MAX_READERS)),
         }
     }
 
@@ -38,10 +41,18 @@ impl Readers {
         T: Send + 'static,
         F: FnOnce(&Transaction<'_>) -> Result<T> + Send + 'static,
     {
-        let pool = Arc::clone(self);
-        tokio::task::spawn_blocking(move || pool.run_blocking(read))
+        let permit = Arc::clone(&self.permits)
+            .acquire_owned()
             .await
-            .map_err(|e| Error::Unavailable(format!("sqlite read task failed: {e}")))?
+            .map_err(|_| Error::Unavailable("sqlite reader pool closed".into()))?;
+        let pool = Arc::clone(self);
+        tokio::task::spawn_blocking(move || {
+            let out = pool.run_blocking(read);
+            drop(permit);
+            out
+        })
+        .await
+        .map_err(|e| Error::Unavailable(format!("sqlite read task failed: {e}")))?
     }
 
     fn run_blocking<T>(&self, read: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
@@ -69,7 +80,7 @@ impl Readers {
 
     fn give_back(&self, conn: Connection) {
         if let Ok(mut idle) = self.idle.lock() {
-            if idle.len() < MAX_IDLE {
+            if idle.len() < MAX_READERS {
                 idle.push(conn);
             }
         }

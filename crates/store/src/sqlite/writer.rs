@@ -20,7 +20,7 @@ use std::sync::Arc;
 
 use rusqlite::{params, Connection, OptionalExtension, TransactionBehavior};
 use tokio::sync::mpsc::error::TryRecvError;
-use tokio::sync::{broadcast, mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot};
 
 use super::schema::{self, Meta};
 use super::Heads;
@@ -76,8 +76,6 @@ struct Gc {
 pub(super) struct Writer {
     conn: Connection,
     heads: Arc<Heads>,
-    /// `None` once the writer has failed: dropping the sender ends every watch.
-    events: Option<broadcast::Sender<Batch>>,
     /// Why the writer has failed, if it has.
     failed: Option<String>,
     /// History at or below this revision has been garbage-collected.
@@ -86,12 +84,7 @@ pub(super) struct Writer {
 }
 
 impl Writer {
-    pub(super) fn new(
-        conn: Connection,
-        meta: Meta,
-        heads: Arc<Heads>,
-        events: broadcast::Sender<Batch>,
-    ) -> Self {
+    pub(super) fn new(conn: Connection, meta: Meta, heads: Arc<Heads>) -> Self {
         // A compaction interrupted by a crash resumes where it stopped.
         let gc = (meta.compact_progress < meta.compacted).then(|| Gc {
             target: meta.compacted,
@@ -100,7 +93,6 @@ impl Writer {
         Writer {
             conn,
             heads,
-            events: Some(events),
             failed: None,
             progress: meta.compact_progress,
             gc,
@@ -181,7 +173,13 @@ impl Writer {
                 let reason = format!("sqlite commit failed, reopen the store: {e}");
                 tracing::error!(error = %e, "sqlite commit failed; refusing further writes");
                 self.failed = Some(reason.clone());
-                self.events = None;
+                // Watchers see the fan-out close; compactions in progress stop.
+                self.heads.events().take();
+                if let Some(gc) = self.gc.take() {
+                    for (_, reply) in gc.waiters {
+                        let _ = reply.send(Err(Error::Unavailable(reason.clone())));
+                    }
+                }
                 replies.into_iter().for_each(|reply| {
                     let _ = reply.send(Err(Error::Unavailable(reason.clone())));
                 });
@@ -193,9 +191,11 @@ impl Writer {
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok().cloned())
             .collect();
-        if let (Some(sender), false) = (&self.events, events.is_empty()) {
-            // No receivers is not an error: nobody is watching.
-            let _ = sender.send(events.into());
+        if !events.is_empty() {
+            if let Some(sender) = self.heads.events().as_ref() {
+                // No receivers is not an error: nobody is watching.
+                let _ = sender.send(events.into());
+            }
         }
         for (outcome, reply) in outcomes.into_iter().zip(replies) {
             let _ = reply.send(outcome);
