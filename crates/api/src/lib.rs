@@ -4,6 +4,7 @@
 
 pub mod kinds;
 pub mod meta;
+pub mod openapi;
 pub mod protobuf;
 pub mod registry;
 pub mod selector;
