@@ -5,16 +5,21 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/bin:$(PATH)
 
 # System packages the server and the tests need, installed only when missing.
-RUN_DEPS := ca-certificates protobuf-compiler libprotobuf-dev pkg-config
+RUN_DEPS := ca-certificates curl build-essential protobuf-compiler libprotobuf-dev pkg-config
 TEST_DEPS := etcd-server etcd-client
 
 .PHONY: up test deps test-deps build release lint bench fmt
 
+# Debian packages, then the Rust toolchain (rustup) if cargo is missing.
 deps:
 	@./scripts/ensure-packages.sh $(RUN_DEPS)
+	@./scripts/ensure-toolchain.sh
 
+# Also etcd, cargo-nextest and the real kubectl 1.33 the end-to-end tests drive.
 test-deps:
 	@./scripts/ensure-packages.sh $(RUN_DEPS) $(TEST_DEPS)
+	@./scripts/ensure-toolchain.sh --nextest
+	@./scripts/ensure-kubectl.sh
 
 release: deps
 	$(CARGO) build --release -p navarch

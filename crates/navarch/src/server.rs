@@ -26,6 +26,11 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         service_cidr: args.service_cidr,
     };
     let server = ApiServer::start(config, store, shutdown.clone()).await?;
+    if shutdown.is_cancelled() {
+        // A signal arrived while starting: do not announce a server that is going away.
+        server.stopped().await;
+        return Ok(());
+    }
 
     tracing::info!(
         address = %server.local_addr(),

@@ -214,10 +214,17 @@ impl Kubectl {
             .parent()
             .map(Path::to_path_buf)
             .ok_or_else(|| anyhow!("kubectl has no parent directory"))?;
-        let binary = dir.join(name);
-        if !binary.is_file() {
-            bail!("{} does not exist", binary.display());
-        }
+        // Versioned binaries sit beside the dispatcher; `make test` may instead have put
+        // them on PATH (scripts/ensure-kubectl.sh).
+        let binary = Some(dir.join(name))
+            .filter(|b| b.is_file())
+            .or_else(|| find_on_path(name))
+            .ok_or_else(|| {
+                anyhow!(
+                    "{name} is neither beside {} nor on PATH",
+                    dispatcher.display()
+                )
+            })?;
         Ok(Kubectl {
             binary,
             home: tempfile::Builder::new()
