@@ -35,7 +35,7 @@ impl DeleteOptions {
             dry_run: ctx.query.dry_run()?,
             ..DeleteOptions::default()
         };
-        if ctx.query.get("orphanDependents") == Some("true") && o.propagation.is_none() {
+        if ctx.query.flag("orphanDependents") && o.propagation.is_none() {
             o.propagation = Some("Orphan".into());
         }
         if !body.iter().all(u8::is_ascii_whitespace) {

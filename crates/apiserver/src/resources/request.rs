@@ -142,6 +142,10 @@ pub struct Query {
     pairs: Vec<(String, String)>,
 }
 
+fn is_true(value: &str) -> bool {
+    value != "0" && !value.eq_ignore_ascii_case("false")
+}
+
 impl Query {
     pub fn parse(raw: Option<&str>) -> Self {
         let pairs = raw
@@ -170,8 +174,10 @@ impl Query {
             .collect()
     }
 
+    /// A boolean parameter read as kube-apiserver reads one: absent, `0` or `false` in any case
+    /// is false, any other value is true (the Python client sends `watch=True`).
     pub fn flag(&self, key: &str) -> bool {
-        matches!(self.get(key), Some("true") | Some("1"))
+        self.get(key).is_some_and(is_true)
     }
 
     pub fn int(&self, key: &str) -> Result<Option<i64>, StatusError> {
@@ -248,13 +254,7 @@ impl ListOptions {
         let limit = q.int("limit")?.unwrap_or(0).max(0) as usize;
         let send_initial_events = match q.get("sendInitialEvents") {
             None | Some("") => None,
-            Some("true") => Some(true),
-            Some("false") => Some(false),
-            Some(v) => {
-                return Err(StatusError::bad_request(format!(
-                    "invalid value {v:?} for sendInitialEvents"
-                )))
-            }
+            Some(v) => Some(is_true(v)),
         };
         Ok(ListOptions {
             labels,
@@ -326,6 +326,20 @@ mod tests {
         assert!(t.namespace.is_none() && t.name.is_none());
         let t = target("/api/v1/watch/namespaces/default/pods");
         assert!(t.legacy_watch);
+    }
+
+    #[test]
+    fn boolean_parameters_are_read_as_upstream_reads_them() {
+        let q = Query::parse(Some(
+            "watch=True&allowWatchBookmarks=1&a=false&b=FALSE&c=0&d=t",
+        ));
+        assert!(q.flag("watch") && q.flag("allowWatchBookmarks") && q.flag("d"));
+        assert!(!q.flag("a") && !q.flag("b") && !q.flag("c") && !q.flag("absent"));
+        let opts =
+            ListOptions::from_query(&Query::parse(Some("watch=True&sendInitialEvents=True")));
+        let opts = opts.unwrap();
+        assert!(opts.watch);
+        assert_eq!(opts.send_initial_events, Some(true));
     }
 
     #[test]
