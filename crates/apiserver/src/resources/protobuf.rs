@@ -1,7 +1,5 @@
-//! Bridges to the pure codecs of `navarch_api`: protobuf request bodies and strategic merge
-//! patches.
+//! Protobuf request bodies, decoded by `navarch_api::protobuf`.
 
-use navarch_api::ResourceDef;
 use serde_json::Value;
 
 use crate::StatusError;
@@ -19,15 +17,4 @@ pub fn decode(body: &[u8]) -> Result<Value, StatusError> {
         m.entry("kind").or_insert(Value::String(kind));
     }
     Ok(obj)
-}
-
-/// Apply a strategic merge patch.
-pub fn strategic_merge(
-    _def: &ResourceDef,
-    current: &Value,
-    patch: &Value,
-) -> Result<Value, StatusError> {
-    let mut doc = current.clone();
-    json_patch::merge(&mut doc, patch);
-    Ok(doc)
 }

@@ -24,46 +24,47 @@ pub fn apply_patch(
     current: &Value,
     patch: &Value,
 ) -> Result<Value, StatusError> {
-    match ptype {
-        PatchType::Json => {
-            let ops: json_patch::Patch = serde_json::from_value(patch.clone())
-                .map_err(|e| StatusError::bad_request(format!("the JSON patch is invalid: {e}")))?;
-            if ops.0.len() > 10_000 {
-                return Err(StatusError::new(
-                    StatusCode::PAYLOAD_TOO_LARGE,
-                    "RequestEntityTooLarge",
-                    format!(
-                        "The allowed maximum operations in a JSON patch is 10000, got {}",
-                        ops.0.len()
-                    ),
-                ));
-            }
-            let mut doc = current.clone();
-            json_patch::patch(&mut doc, &ops).map_err(|e| {
-                StatusError::new(
-                    StatusCode::UNPROCESSABLE_ENTITY,
-                    "Invalid",
-                    format!("the JSON patch could not be applied: {e}"),
-                )
-            })?;
-            Ok(doc)
+    use navarch_api::patch::{apply_json_patch, apply_merge_patch, apply_strategic, PatchError};
+    let result = match ptype {
+        PatchType::Json => apply_json_patch(current, patch),
+        PatchType::Merge => apply_merge_patch(current, patch),
+        PatchType::Strategic => {
+            let index = navarch_api::openapi::builtin_index();
+            let kind = current["kind"].as_str().unwrap_or(&def.kind);
+            let (group, version) = match current["apiVersion"]
+                .as_str()
+                .and_then(|v| v.split_once('/'))
+            {
+                Some((g, v)) => (g.to_string(), v.to_string()),
+                None => (
+                    String::new(),
+                    current["apiVersion"]
+                        .as_str()
+                        .unwrap_or(&def.gv.version)
+                        .to_string(),
+                ),
+            };
+            let schema = index
+                .kind(&group, &version, kind)
+                .unwrap_or_else(navarch_api::openapi::SchemaRef::unknown);
+            apply_strategic(current, patch, schema)
         }
-        PatchType::Merge => {
-            if !patch.is_object() {
-                return Err(StatusError::bad_request(
-                    "a merge patch must be a JSON object",
-                ));
-            }
-            let mut doc = current.clone();
-            json_patch::merge(&mut doc, patch);
-            Ok(doc)
+        PatchType::Apply => {
+            return Err(StatusError::unsupported_media_type(
+                "application/apply-patch+yaml",
+                &[],
+            ))
         }
-        PatchType::Strategic => super::protobuf::strategic_merge(def, current, patch),
-        PatchType::Apply => Err(StatusError::unsupported_media_type(
-            "application/apply-patch+yaml",
-            &[],
-        )),
-    }
+    };
+    result.map_err(|e: PatchError| {
+        let code = StatusCode::from_u16(e.status_code()).unwrap_or(StatusCode::BAD_REQUEST);
+        let reason = match code.as_u16() {
+            413 => "RequestEntityTooLarge",
+            422 => "Invalid",
+            _ => "BadRequest",
+        };
+        StatusError::new(code, reason, e.to_string())
+    })
 }
 
 /// The label selector of a workload's `spec.selector` as a string (`app=web,tier in (a,b)`).
