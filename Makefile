@@ -6,9 +6,14 @@ export PATH := $(HOME)/.cargo/bin:/usr/local/bin:$(PATH)
 
 # System packages the server and the tests need, installed only when missing.
 RUN_DEPS := ca-certificates curl build-essential protobuf-compiler libprotobuf-dev pkg-config
-TEST_DEPS := etcd-server etcd-client
+TEST_DEPS := etcd-server etcd-client python3-venv
 
-.PHONY: up test deps test-deps build release lint bench fmt
+# The official Python client, pinned to the Kubernetes minor the server speaks, in a venv under
+# target/ (tests/e2e/tests/python_client.rs runs it).
+PYTHON_CLIENT := kubernetes==33.1.0
+PYENV := target/pyenv
+
+.PHONY: up test deps test-deps python-deps build release lint bench bench-store bench-api fmt
 
 # Debian packages, then the Rust toolchain (rustup) if cargo is missing.
 deps:
@@ -30,7 +35,13 @@ up: release
 build:
 	$(CARGO) build --workspace --all-targets
 
-test: test-deps
+python-deps: test-deps
+	@[ -x $(PYENV)/bin/python ] || python3 -m venv $(PYENV)
+	@[ -f $(PYENV)/.installed-$(PYTHON_CLIENT) ] || { \
+	  $(PYENV)/bin/pip install -q --disable-pip-version-check '$(PYTHON_CLIENT)' && \
+	  touch $(PYENV)/.installed-$(PYTHON_CLIENT); }
+
+test: test-deps python-deps
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) nextest run --workspace --no-fail-fast
 
@@ -41,5 +52,12 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-bench: test-deps
+bench: bench-store bench-api
+
+bench-store: test-deps
 	$(CARGO) bench -p navarch-store --bench store
+
+# API latency over HTTPS, a 10,000-pod list and a 100-watcher fan-out; JSON to
+# target/bench-results/api.json.
+bench-api: deps
+	$(CARGO) bench -p navarch-benches --bench api
