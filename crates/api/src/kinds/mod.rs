@@ -12,18 +12,41 @@ use serde_json::Value;
 
 use crate::registry::{GroupVersion, KindOps, ResourceDef, Scope, Subresource};
 
+mod configmap;
 mod controllerrevision;
 mod cronjob;
 mod daemonset;
 mod deployment;
+mod endpoints;
+mod event;
+mod horizontalpodautoscaler;
+mod ingress;
+mod ingressclass;
 mod job;
+mod lease;
+mod limitrange;
+mod namespace;
+mod networkpolicy;
+mod node;
+mod persistentvolume;
+mod persistentvolumeclaim;
 mod pod;
+mod poddisruptionbudget;
 mod podspec;
 mod podtemplate;
+mod priorityclass;
 mod replicaset;
 mod replicationcontroller;
+mod resourcequota;
+mod role;
+mod rolebinding;
+mod secret;
 mod service;
+mod serviceaccount;
 mod statefulset;
+mod storageclass;
+#[cfg(test)]
+mod tests;
 mod util;
 mod workload;
 
@@ -163,14 +186,6 @@ impl Def {
     }
 }
 
-fn generic<T: Serialize + DeserializeOwned + Resource + 'static>() -> Arc<dyn KindOps> {
-    Arc::new(Generic::<T>::default())
-}
-
-fn with_status<T: Serialize + DeserializeOwned + Resource + 'static>() -> Arc<dyn KindOps> {
-    Arc::new(WithStatus::<T>::default())
-}
-
 /// Every built-in kind, core group first (discovery lists groups in this order).
 pub fn builtin() -> Vec<ResourceDef> {
     use k8s_openapi::api::{
@@ -189,42 +204,48 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["cm"],
             none,
-            generic::<core::ConfigMap>(),
+            Arc::new(configmap::ConfigMapOps),
         ),
         def::<core::Endpoints>(
             "endpoints",
             Namespaced,
             &["ep"],
             none,
-            generic::<core::Endpoints>(),
+            Arc::new(endpoints::EndpointsOps),
         ),
-        def::<core::Event>("event", Namespaced, &["ev"], none, generic::<core::Event>()),
+        def::<core::Event>(
+            "event",
+            Namespaced,
+            &["ev"],
+            none,
+            Arc::new(event::CoreEventOps),
+        ),
         def::<core::LimitRange>(
             "limitrange",
             Namespaced,
             &["limits"],
             none,
-            generic::<core::LimitRange>(),
+            Arc::new(limitrange::LimitRangeOps),
         ),
         def::<core::Namespace>(
             "namespace",
             Cluster,
             &["ns"],
             none,
-            with_status::<core::Namespace>(),
+            Arc::new(namespace::NamespaceOps),
         )
         .verbs(&[
             "create", "delete", "get", "list", "patch", "update", "watch",
         ])
         .status()
         .sub("finalize", "", "v1", "Namespace", &["update"]),
-        def::<core::Node>("node", Cluster, &["no"], none, with_status::<core::Node>()).status(),
+        def::<core::Node>("node", Cluster, &["no"], none, Arc::new(node::NodeOps)).status(),
         def::<core::PersistentVolumeClaim>(
             "persistentvolumeclaim",
             Namespaced,
             &["pvc"],
             none,
-            with_status::<core::PersistentVolumeClaim>(),
+            Arc::new(persistentvolumeclaim::PersistentVolumeClaimOps),
         )
         .status(),
         def::<core::PersistentVolume>(
@@ -232,7 +253,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Cluster,
             &["pv"],
             none,
-            with_status::<core::PersistentVolume>(),
+            Arc::new(persistentvolume::PersistentVolumeOps),
         )
         .status(),
         def::<core::Pod>("pod", Namespaced, &["po"], all, Arc::new(pod::PodOps))
@@ -260,16 +281,22 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["quota"],
             none,
-            with_status::<core::ResourceQuota>(),
+            Arc::new(resourcequota::ResourceQuotaOps),
         )
         .status(),
-        def::<core::Secret>("secret", Namespaced, none, none, generic::<core::Secret>()),
+        def::<core::Secret>(
+            "secret",
+            Namespaced,
+            none,
+            none,
+            Arc::new(secret::SecretOps),
+        ),
         def::<core::ServiceAccount>(
             "serviceaccount",
             Namespaced,
             &["sa"],
             none,
-            generic::<core::ServiceAccount>(),
+            Arc::new(serviceaccount::ServiceAccountOps),
         )
         .sub(
             "token",
@@ -345,7 +372,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["hpa"],
             all,
-            with_status::<autoscaling::HorizontalPodAutoscaler>(),
+            Arc::new(horizontalpodautoscaler::HorizontalPodAutoscalerOps),
         )
         .status(),
         // batch/v1
@@ -359,20 +386,14 @@ pub fn builtin() -> Vec<ResourceDef> {
         .status(),
         def::<batch::Job>("job", Namespaced, none, all, Arc::new(job::JobOps)).status(),
         // coordination.k8s.io/v1
-        def::<coordination::Lease>(
-            "lease",
-            Namespaced,
-            none,
-            none,
-            generic::<coordination::Lease>(),
-        ),
+        def::<coordination::Lease>("lease", Namespaced, none, none, Arc::new(lease::LeaseOps)),
         // discovery.k8s.io/v1
         def::<discovery::EndpointSlice>(
             "endpointslice",
             Namespaced,
             none,
             none,
-            generic::<discovery::EndpointSlice>(),
+            Arc::new(endpoints::EndpointSliceOps),
         ),
         // events.k8s.io/v1
         def::<events::Event>(
@@ -380,7 +401,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["ev"],
             none,
-            generic::<events::Event>(),
+            Arc::new(event::EventsV1Ops),
         ),
         // networking.k8s.io/v1
         def::<networking::IngressClass>(
@@ -388,14 +409,14 @@ pub fn builtin() -> Vec<ResourceDef> {
             Cluster,
             none,
             none,
-            generic::<networking::IngressClass>(),
+            Arc::new(ingressclass::IngressClassOps),
         ),
         def::<networking::Ingress>(
             "ingress",
             Namespaced,
             &["ing"],
             none,
-            with_status::<networking::Ingress>(),
+            Arc::new(ingress::IngressOps),
         )
         .status(),
         def::<networking::NetworkPolicy>(
@@ -403,7 +424,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["netpol"],
             none,
-            generic::<networking::NetworkPolicy>(),
+            Arc::new(networkpolicy::NetworkPolicyOps),
         ),
         // policy/v1
         def::<policy::PodDisruptionBudget>(
@@ -411,7 +432,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Namespaced,
             &["pdb"],
             none,
-            with_status::<policy::PodDisruptionBudget>(),
+            Arc::new(poddisruptionbudget::PodDisruptionBudgetOps),
         )
         .status(),
         // rbac.authorization.k8s.io/v1
@@ -420,30 +441,30 @@ pub fn builtin() -> Vec<ResourceDef> {
             Cluster,
             none,
             none,
-            generic::<rbac::ClusterRoleBinding>(),
+            Arc::new(rolebinding::ClusterRoleBindingOps),
         ),
         def::<rbac::ClusterRole>(
             "clusterrole",
             Cluster,
             none,
             none,
-            generic::<rbac::ClusterRole>(),
+            Arc::new(role::ClusterRoleOps),
         ),
         def::<rbac::RoleBinding>(
             "rolebinding",
             Namespaced,
             none,
             none,
-            generic::<rbac::RoleBinding>(),
+            Arc::new(rolebinding::RoleBindingOps),
         ),
-        def::<rbac::Role>("role", Namespaced, none, none, generic::<rbac::Role>()),
+        def::<rbac::Role>("role", Namespaced, none, none, Arc::new(role::RoleOps)),
         // scheduling.k8s.io/v1
         def::<scheduling::PriorityClass>(
             "priorityclass",
             Cluster,
             &["pc"],
             none,
-            generic::<scheduling::PriorityClass>(),
+            Arc::new(priorityclass::PriorityClassOps),
         ),
         // storage.k8s.io/v1
         def::<storage::StorageClass>(
@@ -451,7 +472,7 @@ pub fn builtin() -> Vec<ResourceDef> {
             Cluster,
             &["sc"],
             none,
-            generic::<storage::StorageClass>(),
+            Arc::new(storageclass::StorageClassOps),
         ),
     ];
     defs.into_iter().map(|d| d.def).collect()
