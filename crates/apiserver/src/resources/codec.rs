@@ -371,10 +371,7 @@ mod tests {
         );
         for i in 1..10 {
             let prev = format!("*a{}", i - 1);
-            doc.push_str(&format!(
-                "a{i}: &a{i} [{}]\n",
-                vec![prev.as_str(); 9].join(",")
-            ));
+            doc.push_str(&format!("a{i}: &a{i} [{}]\n", [prev.as_str(); 9].join(",")));
         }
         assert!(parse_yaml(doc.as_bytes()).is_err());
     }

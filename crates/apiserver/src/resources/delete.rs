@@ -67,7 +67,7 @@ impl DeleteOptions {
 
 impl ResourceApi {
     pub(crate) async fn delete(
-        &self,
+        self: &Arc<Self>,
         t: &Target,
         ctx: &Ctx,
         body: Body,
@@ -76,7 +76,10 @@ impl ResourceApi {
         let bytes = read_body(body).await?;
         let opts = DeleteOptions::from_request(ctx, &bytes)?;
         let name = t.name.clone().unwrap_or_default();
-        let (code, obj) = self.delete_one(t, &name, &opts).await?;
+        let (code, obj) = match self.delete_namespace(t, &name, &opts).await {
+            Some(r) => r?,
+            None => self.delete_one(t, &name, &opts).await?,
+        };
         Ok(respond(code, output, &t.def, &obj))
     }
 
@@ -227,7 +230,7 @@ impl ResourceApi {
         obj: &Value,
         opts: &DeleteOptions,
     ) -> Option<i64> {
-        if def.kind != "Pod" || def.gv.group != "" {
+        if def.kind != "Pod" || !def.gv.group.is_empty() {
             return None;
         }
         let scheduled = obj["spec"]["nodeName"]

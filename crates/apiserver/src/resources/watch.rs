@@ -126,13 +126,11 @@ impl ResourceApi {
                 None => {
                     self.cache.sync().await?;
                 }
-                Some(n) if n > 0 => {
-                    if !self.cache.wait_for(n, Duration::from_secs(3)).await {
-                        return Err(StatusError::timeout(
-                            format!("Too large resource version: {n}"),
-                            1,
-                        ));
-                    }
+                Some(n) if n > 0 && !self.cache.wait_for(n, Duration::from_secs(3)).await => {
+                    return Err(StatusError::timeout(
+                        format!("Too large resource version: {n}"),
+                        1,
+                    ));
                 }
                 _ => {}
             }
