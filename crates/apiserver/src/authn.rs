@@ -6,14 +6,20 @@
 //! groups, as in Kubernetes. [`require_authentication`] then rejects anonymous requests with
 //! 401, except for the public health and version endpoints that kube-apiserver also serves to
 //! anonymous users. In-process callers (controllers calling the router as a tower service)
-//! insert the extension themselves. Bearer tokens will plug in here.
+//! insert the extension themselves.
+//!
+//! Requests without a certificate identity may carry `Authorization: Bearer TOKEN`; node
+//! tokens derived from the join token are the bearer tokens known so far
+//! ([`crate::node_token`]). As in Kubernetes, a bearer token that is not recognised fails the
+//! request with 401 even on public paths: presenting bad credentials is not anonymity.
 
-use axum::extract::Request;
+use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use rustls::pki_types::CertificateDer;
 
 use crate::error::StatusError;
+use crate::state::AppState;
 
 /// Every authenticated user is in this group, as in Kubernetes.
 pub const AUTHENTICATED_GROUP: &str = "system:authenticated";
@@ -64,14 +70,52 @@ impl AuthenticatedUser {
     }
 }
 
-/// Middleware: pass authenticated and public requests, answer the rest with 401.
-pub async fn require_authentication(request: Request, next: Next) -> Response {
+/// Middleware: authenticate bearer tokens, then pass authenticated and public requests and
+/// answer the rest with 401.
+pub async fn require_authentication(
+    State(state): State<AppState>,
+    mut request: Request,
+    next: Next,
+) -> Response {
+    if request.extensions().get::<AuthenticatedUser>().is_none() {
+        match bearer_token(&request) {
+            Some(token) => {
+                let user = state
+                    .join_token
+                    .as_ref()
+                    .and_then(|join| join.authenticate(token));
+                match user {
+                    Some(user) => {
+                        request.extensions_mut().insert(user);
+                    }
+                    None => return StatusError::unauthorized().into_response(),
+                }
+            }
+            None if request.headers().contains_key(http::header::AUTHORIZATION) => {
+                // Basic auth and other schemes are not supported: bad credentials, not none.
+                return StatusError::unauthorized().into_response();
+            }
+            None => {}
+        }
+    }
     let public = PUBLIC_PATHS.contains(&request.uri().path());
     if public || request.extensions().get::<AuthenticatedUser>().is_some() {
         next.run(request).await
     } else {
         StatusError::unauthorized().into_response()
     }
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header (scheme case-insensitive).
+fn bearer_token(request: &Request) -> Option<&str> {
+    let value = request
+        .headers()
+        .get(http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
@@ -91,5 +135,69 @@ mod tests {
         assert_eq!(user.name, "system:node:n1");
         assert_eq!(user.groups, ["system:nodes", "system:authenticated"]);
         assert!(user.in_group("system:nodes"));
+    }
+
+    async fn get_with_authorization(
+        state: &AppState,
+        path: &str,
+        authorization: &str,
+    ) -> (http::StatusCode, String) {
+        use tower::ServiceExt;
+        let request = http::Request::get(path)
+            .header(http::header::AUTHORIZATION, authorization)
+            .body(axum::body::Body::empty())
+            .unwrap();
+        let response = crate::routes::router(state.clone())
+            .oneshot(request)
+            .await
+            .unwrap();
+        crate::testing::body_text(response).await
+    }
+
+    fn state_with_join_token() -> (AppState, std::sync::Arc<crate::node_token::JoinToken>) {
+        let join = std::sync::Arc::new(crate::node_token::JoinToken::new(
+            "0123456789abcdef0123456789abcdef",
+        ));
+        let state = crate::testing::state_with(crate::testing::FakeStore::healthy())
+            .with_join_token(join.clone());
+        (state, join)
+    }
+
+    #[tokio::test]
+    async fn a_node_bearer_token_authenticates_the_request() {
+        let (state, join) = state_with_join_token();
+        let token = join.node_token("n1");
+        // A path that does not exist answers 404 only to an authenticated caller.
+        let (code, _) = get_with_authorization(&state, "/nope", &format!("Bearer {token}")).await;
+        assert_eq!(code, http::StatusCode::NOT_FOUND);
+        let (code, _) = get_with_authorization(&state, "/nope", &format!("bearer {token}")).await;
+        assert_eq!(code, http::StatusCode::NOT_FOUND);
+    }
+
+    #[tokio::test]
+    async fn bad_credentials_get_401_even_on_public_paths() {
+        let (state, join) = state_with_join_token();
+        for authorization in [
+            "Bearer n1.00".to_string(),
+            format!("Bearer {}", join.node_token("n1").replace("n1.", "n2.")),
+            "Basic dXNlcjpwYXNz".to_string(),
+            "Bearer ".to_string(),
+        ] {
+            let (code, body) = get_with_authorization(&state, "/version", &authorization).await;
+            assert_eq!(
+                code,
+                http::StatusCode::UNAUTHORIZED,
+                "{authorization}: {body}"
+            );
+        }
+    }
+
+    #[tokio::test]
+    async fn without_a_join_token_no_bearer_token_is_accepted() {
+        let state = crate::testing::state_with(crate::testing::FakeStore::healthy());
+        let join = crate::node_token::JoinToken::new("0123456789abcdef0123456789abcdef");
+        let authorization = format!("Bearer {}", join.node_token("n1"));
+        let (code, _) = get_with_authorization(&state, "/nope", &authorization).await;
+        assert_eq!(code, http::StatusCode::UNAUTHORIZED);
     }
 }

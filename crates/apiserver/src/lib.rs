@@ -13,6 +13,7 @@ pub mod error;
 mod fsutil;
 pub mod health;
 pub mod kubeconfig;
+pub mod node_token;
 pub mod pki;
 pub mod resources;
 pub mod routes;
@@ -27,7 +28,8 @@ mod testing;
 
 pub use authn::AuthenticatedUser;
 pub use error::{Error, FieldCause, Result, StatusError};
+pub use node_token::JoinToken;
 pub use pki::Pki;
 pub use routes::router;
-pub use server::{ApiServer, Config};
+pub use server::{ApiServer, Config, NODE_TOKEN_FILE};
 pub use state::{AppState, Readiness};

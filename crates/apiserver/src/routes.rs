@@ -26,7 +26,10 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(version::routes())
         .fallback(|| async { StatusError::path_not_found() })
         .method_not_allowed_fallback(|| async { StatusError::method_not_allowed() })
-        .layer(middleware::from_fn(authn::require_authentication))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            authn::require_authentication,
+        ))
         .layer(middleware::from_fn(trace::trace_request))
         .with_state(state)
 }

@@ -10,11 +10,15 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::node_token::JoinToken;
 use crate::pki::{serving_names, Pki};
 use crate::resources::{ResourceApi, ResourceConfig};
 use crate::routes::router_with;
 use crate::state::AppState;
 use crate::{kubeconfig, serve};
+
+/// The node join token's file under the data directory.
+pub const NODE_TOKEN_FILE: &str = "node-token";
 
 /// Where and how the API server listens.
 #[derive(Debug, Clone)]
@@ -36,12 +40,13 @@ pub struct ApiServer {
     pki: Arc<Pki>,
     local_addr: SocketAddr,
     kubeconfig_path: PathBuf,
+    join_token: Arc<JoinToken>,
     serving: JoinHandle<()>,
 }
 
 impl ApiServer {
-    /// Check the store, load or create the certificates, listen, and write
-    /// `DATA_DIR/kubeconfig.yaml`. Returns once the server is ready.
+    /// Check the store, load or create the certificates and the node join token, listen, and
+    /// write `DATA_DIR/kubeconfig.yaml`. Returns once the server is ready.
     pub async fn start(
         config: Config,
         store: Arc<dyn Store>,
@@ -86,7 +91,10 @@ impl ApiServer {
             .bootstrap(local_addr.port())
             .await
             .map_err(|e| Error::Bootstrap(e.message().to_string()))?;
-        let state = AppState::new(store, shutdown.clone());
+        let join_token = Arc::new(JoinToken::load_or_generate(
+            &config.data_dir.join(NODE_TOKEN_FILE),
+        )?);
+        let state = AppState::new(store, shutdown.clone()).with_join_token(join_token.clone());
         // The socket is listening, so connections queue from now on; the accept loop marks
         // the server as serving before it takes the first one.
         let serving = tokio::spawn(serve::serve(
@@ -110,6 +118,7 @@ impl ApiServer {
             pki,
             local_addr,
             kubeconfig_path,
+            join_token,
             serving,
         })
     }
@@ -127,6 +136,11 @@ impl ApiServer {
     /// The cluster's certificates (the CA for agents and service-account tokens).
     pub fn pki(&self) -> &Arc<Pki> {
         &self.pki
+    }
+
+    /// The node join token (`DATA_DIR/node-token`).
+    pub fn join_token(&self) -> &Arc<JoinToken> {
+        &self.join_token
     }
 
     /// The state shared by the handlers.

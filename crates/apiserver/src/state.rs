@@ -4,6 +4,8 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 
 use navarch_store::Store;
+
+use crate::node_token::JoinToken;
 use tokio_util::sync::CancellationToken;
 
 /// Shared state of the API server, cheap to clone (everything is behind an `Arc`). Handlers
@@ -17,6 +19,9 @@ pub struct AppState {
     /// Cancelled when the server shuts down. Long-running handlers (watches, log follows)
     /// end their streams when it fires so that connections can drain.
     pub shutdown: CancellationToken,
+    /// The node join token; bearer tokens derived from it authenticate nodes. `None` accepts
+    /// no bearer tokens.
+    pub join_token: Option<Arc<JoinToken>>,
 }
 
 impl AppState {
@@ -25,7 +30,14 @@ impl AppState {
             store,
             readiness: Arc::new(Readiness::default()),
             shutdown,
+            join_token: None,
         }
+    }
+
+    /// Accept bearer tokens derived from `join_token` (see [`crate::node_token`]).
+    pub fn with_join_token(mut self, join_token: Arc<JoinToken>) -> Self {
+        self.join_token = Some(join_token);
+        self
     }
 }
 
