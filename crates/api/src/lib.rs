@@ -5,6 +5,7 @@
 pub mod kinds;
 pub mod meta;
 pub mod openapi;
+pub mod patch;
 pub mod protobuf;
 pub mod registry;
 pub mod selector;
