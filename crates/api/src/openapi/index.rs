@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, HashMap};
 use serde_json::{Map, Value};
 
 use super::definitions::V3_REF_PREFIX;
+use super::merge_keys::ListType;
 
 /// The patch metadata of one field (`x-kubernetes-patch-strategy`,
 /// `x-kubernetes-patch-merge-key`).
@@ -67,6 +68,42 @@ pub enum Shape {
 pub struct Field {
     pub shape: Shape,
     pub patch: PatchMeta,
+    /// How server-side apply merges the field (`x-kubernetes-list-type`,
+    /// `x-kubernetes-list-map-keys`, `x-kubernetes-map-type`).
+    pub apply: ApplyMeta,
+}
+
+/// The server-side apply metadata of one field.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ApplyMeta {
+    pub list_type: Option<ListType>,
+    pub list_map_keys: Vec<String>,
+    /// `x-kubernetes-map-type: atomic` on the field.
+    pub atomic_map: bool,
+}
+
+impl ApplyMeta {
+    fn from_extensions(schema: &Map<String, Value>) -> Self {
+        let list_type = match schema.get("x-kubernetes-list-type").and_then(Value::as_str) {
+            Some("atomic") => Some(ListType::Atomic),
+            Some("set") => Some(ListType::Set),
+            Some("map") => Some(ListType::Map),
+            _ => None,
+        };
+        let list_map_keys = schema
+            .get("x-kubernetes-list-map-keys")
+            .and_then(Value::as_array)
+            .into_iter()
+            .flatten()
+            .filter_map(|k| k.as_str().map(str::to_string))
+            .collect();
+        ApplyMeta {
+            list_type,
+            list_map_keys,
+            atomic_map: schema.get("x-kubernetes-map-type").and_then(Value::as_str)
+                == Some("atomic"),
+        }
+    }
 }
 
 /// Definitions by name, and the definition of each kind.
@@ -199,6 +236,14 @@ impl<'a> SchemaRef<'a> {
         }
     }
 
+    /// The declaration of an object's field (patch and apply metadata), if the schema has it.
+    pub fn field_info(self, key: &str) -> Option<&'a Field> {
+        match self.resolved().shape {
+            Shape::Object(fields) => fields.get(key),
+            _ => None,
+        }
+    }
+
     /// The items of a list.
     pub fn items(self) -> SchemaRef<'a> {
         let me = self.resolved();
@@ -248,15 +293,13 @@ fn shape_of(schema: &Value) -> Shape {
         let fields = props
             .iter()
             .map(|(k, v)| {
-                let patch = v
-                    .as_object()
-                    .map(PatchMeta::from_extensions)
-                    .unwrap_or_default();
+                let ext = v.as_object();
                 (
                     k.clone(),
                     Field {
                         shape: shape_of(v),
-                        patch,
+                        patch: ext.map(PatchMeta::from_extensions).unwrap_or_default(),
+                        apply: ext.map(ApplyMeta::from_extensions).unwrap_or_default(),
                     },
                 )
             })

@@ -27,7 +27,7 @@ use std::sync::{Arc, OnceLock};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha512};
 
-pub use index::{Field, PatchMeta, SchemaIndex, SchemaRef, Shape};
+pub use index::{ApplyMeta, Field, PatchMeta, SchemaIndex, SchemaRef, Shape};
 pub use protobuf_v2::{accepts_protobuf_v2, PROTOBUF_V2_CONTENT_TYPE};
 pub use schemas::{Gvk, KindSchemas, SchemaFn};
 

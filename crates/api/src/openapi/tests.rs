@@ -397,6 +397,59 @@ fn v2_document_is_swagger_with_definitions() {
     );
 }
 
+/// The top-level fields of a protobuf message: (field number, length-delimited payload).
+fn protobuf_fields(mut b: &[u8]) -> Vec<(u64, &[u8])> {
+    fn varint(b: &mut &[u8]) -> u64 {
+        let mut v = 0;
+        for shift in (0..64).step_by(7) {
+            let byte = b[0];
+            *b = &b[1..];
+            v |= u64::from(byte & 0x7f) << shift;
+            if byte < 0x80 {
+                break;
+            }
+        }
+        v
+    }
+    let mut out = Vec::new();
+    while !b.is_empty() {
+        let key = varint(&mut b);
+        match key & 7 {
+            0 => {
+                varint(&mut b);
+            }
+            1 => b = &b[8..],
+            2 => {
+                let len = varint(&mut b) as usize;
+                out.push((key >> 3, &b[..len]));
+                b = &b[len..];
+            }
+            t => panic!("unexpected wire type {t}"),
+        }
+    }
+    out
+}
+
+#[test]
+fn v2_protobuf_carries_every_definition_and_path() {
+    let api = built();
+    let json: Value = serde_json::from_slice(&api.v2()).unwrap();
+    let pb = api.v2_protobuf();
+    let top = protobuf_fields(&pb);
+    let field = |n: u64| top.iter().find(|(f, _)| *f == n).map(|(_, b)| *b).unwrap();
+    assert_eq!(field(1), b"2.0");
+    // definitions = 9 { repeated NamedSchema additional_properties = 1 { name = 1, ... } }
+    let names: Vec<&[u8]> = protobuf_fields(field(9))
+        .into_iter()
+        .map(|(_, named)| protobuf_fields(named)[0].1)
+        .collect();
+    assert_eq!(names.len(), json["definitions"].as_object().unwrap().len());
+    assert!(names.contains(&&b"io.k8s.api.apps.v1.Deployment"[..]));
+    // paths = 8 { repeated NamedPathItem path = 2 }
+    let paths = protobuf_fields(field(8));
+    assert_eq!(paths.len(), json["paths"].as_object().unwrap().len());
+}
+
 #[test]
 fn kinds_without_a_schema_get_an_open_one() {
     let mut registry = Registry::builtin();
@@ -447,6 +500,15 @@ fn schema_index_walks_like_explain() {
     let meta = meta.unwrap();
     assert!(meta.merge);
     assert_eq!(meta.merge_key.as_deref(), Some("name"));
+    let ports = container.field_info("ports").unwrap();
+    assert_eq!(ports.apply.list_type, Some(merge_keys::ListType::Map));
+    assert_eq!(ports.apply.list_map_keys, ["containerPort", "protocol"]);
+    assert_eq!(ports.patch.merge_key.as_deref(), Some("containerPort"));
+    let node_selector = deploy
+        .walk(["spec", "template", "spec"])
+        .field_info("nodeSelector")
+        .unwrap();
+    assert!(node_selector.apply.atomic_map);
     // Map values: labels are strings.
     let labels = deploy.walk(["metadata", "labels"]);
     assert_eq!(labels.shape(), &Shape::Map(Box::new(Shape::Scalar)));
