@@ -240,6 +240,34 @@ fn kind_schemas_carry_their_group_version_kind() {
 }
 
 #[test]
+fn every_builtin_kind_has_a_typed_schema() {
+    // Otherwise it would silently get the open fallback schema.
+    let schemas = KindSchemas::builtin();
+    for def in Registry::builtin().all() {
+        assert!(
+            schemas
+                .get(&def.gv.group, &def.gv.version, &def.kind)
+                .is_some(),
+            "{}/{} {}",
+            def.gv.group,
+            def.gv.version,
+            def.kind
+        );
+        for s in &def.subresources {
+            assert!(
+                schemas.get(&s.group, &s.version, &s.kind).is_some(),
+                "{}/{}: {}/{} {}",
+                def.plural,
+                s.name,
+                s.group,
+                s.version,
+                s.kind
+            );
+        }
+    }
+}
+
+#[test]
 fn schemas_carry_the_patch_metadata_of_the_table() {
     let core = doc("api/v1");
     let pod_spec = schema(&core, "io.k8s.api.core.v1.PodSpec");
