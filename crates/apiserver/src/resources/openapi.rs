@@ -8,8 +8,8 @@ use axum::extract::{Path, RawQuery};
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Extension, Router};
-use http::{header, HeaderValue, StatusCode};
-use navarch_api::openapi::OpenApi;
+use http::{header, HeaderMap, HeaderValue, StatusCode};
+use navarch_api::openapi::{accepts_protobuf_v2, OpenApi, PROTOBUF_V2_CONTENT_TYPE};
 
 use super::ResourceApi;
 use crate::state::AppState;
@@ -55,8 +55,26 @@ impl ResourceApi {
     }
 }
 
-async fn v2(Extension(api): Extension<Arc<ResourceApi>>) -> Result<Response, StatusError> {
-    Ok(bytes_response(api.openapi().await?.v2(), false))
+/// JSON, or gnostic protobuf for clients that ask for it (kubectl always does, and 1.27
+/// cannot read anything else for `explain` and the validation of `apply`/`create -f`).
+async fn v2(
+    Extension(api): Extension<Arc<ResourceApi>>,
+    headers: HeaderMap,
+) -> Result<Response, StatusError> {
+    let doc = api.openapi().await?;
+    let accept = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    if !accepts_protobuf_v2(accept) {
+        return Ok(bytes_response(doc.v2(), false));
+    }
+    let mut r = bytes_response(doc.v2_protobuf(), false);
+    r.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(PROTOBUF_V2_CONTENT_TYPE),
+    );
+    Ok(r)
 }
 
 async fn v3_root(Extension(api): Extension<Arc<ResourceApi>>) -> Result<Response, StatusError> {
