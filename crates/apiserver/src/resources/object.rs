@@ -223,7 +223,25 @@ impl ResourceApi {
             }
             warnings = msgs;
         }
+        let mut normalized = normalized;
+        drop_empty_meta_maps(&mut normalized);
         Ok((normalized, warnings))
+    }
+}
+
+/// `labels` and `annotations` are `omitempty` maps upstream: once the last key is removed
+/// (`kubectl label x k-`, a merge patch with `null`) they disappear instead of staying `{}`.
+fn drop_empty_meta_maps(obj: &mut Value) {
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        for field in ["labels", "annotations"] {
+            if meta
+                .get(field)
+                .and_then(Value::as_object)
+                .is_some_and(|m| m.is_empty())
+            {
+                meta.remove(field);
+            }
+        }
     }
 }
 
@@ -234,5 +252,22 @@ pub fn add_warnings(resp: &mut axum::response::Response, warnings: &[String]) {
         if let Ok(v) = http::HeaderValue::from_str(&text) {
             resp.headers_mut().append(http::header::WARNING, v);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    #[test]
+    fn emptied_label_and_annotation_maps_are_dropped() {
+        let mut obj = json!({"metadata": {"name": "a", "labels": {}, "annotations": {}},
+                             "data": {}});
+        super::drop_empty_meta_maps(&mut obj);
+        assert_eq!(obj, json!({"metadata": {"name": "a"}, "data": {}}));
+
+        let mut obj = json!({"metadata": {"labels": {"k": "v"}}});
+        super::drop_empty_meta_maps(&mut obj);
+        assert_eq!(obj, json!({"metadata": {"labels": {"k": "v"}}}));
     }
 }
