@@ -4,7 +4,8 @@
 //! of this workspace — build the workspace first, as `make test` does) on a free port in a
 //! temporary data directory and kills it by PID when dropped. [`Kubectl`] runs one of the real
 //! kubectl binaries with a private HOME and cache directory, so discovery caches never leak
-//! between tests.
+//! between tests. [`output_within`] bounds a command's run time; [`Background`] keeps one
+//! running beside the test (`kubectl get -w`, `kubectl wait`) and reads its stdout by line.
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
@@ -233,8 +234,9 @@ impl Kubectl {
         })
     }
 
-    /// Run `kubectl --kubeconfig KUBECONFIG ARGS…`.
-    pub fn run(&self, kubeconfig: &Path, args: &[&str]) -> Result<Output> {
+    /// The command [`Kubectl::run`] runs, for callers that add environment (`KUBE_EDITOR`),
+    /// run it in the [`Background`] or bound it with [`output_within`].
+    pub fn command(&self, kubeconfig: &Path, args: &[&str]) -> Command {
         let mut command = Command::new(&self.binary);
         command
             .arg("--kubeconfig")
@@ -248,6 +250,11 @@ impl Kubectl {
             .env_remove("KUBECONFIG")
             .stdin(Stdio::null());
         command
+    }
+
+    /// Run `kubectl --kubeconfig KUBECONFIG ARGS…`.
+    pub fn run(&self, kubeconfig: &Path, args: &[&str]) -> Result<Output> {
+        self.command(kubeconfig, args)
             .output()
             .with_context(|| format!("cannot run {}", self.binary.display()))
     }
@@ -284,4 +291,155 @@ pub fn kubeconfig_ca(kubeconfig: &Path) -> Result<String> {
                 .map(|v| v.trim().to_string())
         })
         .ok_or_else(|| anyhow!("{} has no certificate-authority-data", kubeconfig.display()))
+}
+
+/// Run `command` to completion and collect its output, killing it if it is still running after
+/// `timeout`. Output goes to anonymous files, so a large output never blocks it on a full pipe.
+pub fn output_within(mut command: Command, timeout: Duration) -> Result<Output> {
+    let stdout = tempfile::tempfile()?;
+    let stderr = tempfile::tempfile()?;
+    let mut child = command
+        .stdout(stdout.try_clone()?)
+        .stderr(stderr.try_clone()?)
+        .spawn()
+        .with_context(|| format!("cannot run {:?}", command.get_program()))?;
+    let exited = wait_for(timeout, "the command to exit", || {
+        child.try_wait().ok().flatten()
+    });
+    let status = match exited {
+        Ok(status) => status,
+        Err(e) => {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e.context(format!("{command:?} was killed")));
+        }
+    };
+    Ok(Output {
+        status,
+        stdout: read_from_start(&stdout)?,
+        stderr: read_from_start(&stderr)?,
+    })
+}
+
+fn read_from_start(mut file: &std::fs::File) -> Result<Vec<u8>> {
+    use std::io::{Read, Seek, SeekFrom};
+    let mut bytes = Vec::new();
+    file.seek(SeekFrom::Start(0))?;
+    file.read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// A process running beside the test (`kubectl get -w`, `kubectl wait`) whose stdout is read
+/// line by line on a thread; its stderr goes to an anonymous file. Killed by PID when dropped.
+pub struct Background {
+    child: Child,
+    lines: mpsc::Receiver<String>,
+    seen: Vec<String>,
+    stderr: std::fs::File,
+}
+
+impl Background {
+    pub fn spawn(mut command: Command) -> Result<Background> {
+        let stderr = tempfile::tempfile()?;
+        let mut child = command
+            .stdout(Stdio::piped())
+            .stderr(stderr.try_clone()?)
+            .spawn()
+            .with_context(|| format!("cannot run {:?}", command.get_program()))?;
+        let stdout = child.stdout.take().expect("stdout is piped");
+        let (tx, lines) = mpsc::channel();
+        thread::spawn(move || {
+            for line in BufReader::new(stdout).lines() {
+                let Ok(line) = line else { break };
+                if tx.send(line).is_err() {
+                    break;
+                }
+            }
+        });
+        Ok(Background {
+            child,
+            lines,
+            seen: Vec::new(),
+            stderr,
+        })
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// The exit status, if the process has exited.
+    pub fn exited(&mut self) -> Option<ExitStatus> {
+        self.child.try_wait().ok().flatten()
+    }
+
+    /// Every stdout line read so far.
+    pub fn lines(&self) -> &[String] {
+        &self.seen
+    }
+
+    /// Everything written to stderr so far.
+    pub fn stderr(&self) -> String {
+        read_from_start(&self.stderr)
+            .map(|b| String::from_utf8_lossy(&b).into_owned())
+            .unwrap_or_default()
+    }
+
+    /// Read stdout until a line satisfies `wanted` (lines read earlier count too) and return
+    /// it; fails when `timeout` passes or stdout ends first.
+    pub fn wait_for_line(
+        &mut self,
+        timeout: Duration,
+        what: &str,
+        wanted: impl Fn(&str) -> bool,
+    ) -> Result<String> {
+        if let Some(line) = self.seen.iter().find(|l| wanted(l)) {
+            return Ok(line.clone());
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(line) => {
+                    self.seen.push(line.clone());
+                    if wanted(&line) {
+                        return Ok(line);
+                    }
+                }
+                Err(mpsc::RecvTimeoutError::Timeout) => bail!(
+                    "timed out after {timeout:?} waiting for {what}; stdout so far: {:?}; stderr: {}",
+                    self.seen,
+                    self.stderr()
+                ),
+                Err(mpsc::RecvTimeoutError::Disconnected) => bail!(
+                    "stdout ended before {what} ({:?}); stdout: {:?}; stderr: {}",
+                    self.child.try_wait(),
+                    self.seen,
+                    self.stderr()
+                ),
+            }
+        }
+    }
+
+    /// Wait for the process to exit by itself, then collect the rest of its stdout.
+    pub fn wait(&mut self, timeout: Duration) -> Result<ExitStatus> {
+        let child = &mut self.child;
+        let status = wait_for(timeout, "the background process to exit", || {
+            child.try_wait().ok().flatten()
+        })?;
+        // The reader thread sees EOF once the process has exited.
+        while let Ok(line) = self.lines.recv_timeout(Duration::from_secs(5)) {
+            self.seen.push(line);
+        }
+        Ok(status)
+    }
+}
+
+impl Drop for Background {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+        }
+        let _ = self.child.wait();
+    }
 }
