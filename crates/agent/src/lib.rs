@@ -1,3 +1,16 @@
-//! The node agent (kubelet): node registration and lease, pod workers, and the `Runtime` trait
-//! with CRI (containerd) and simulated implementations. Lands with its own issue; this crate
-//! holds the layering place.
+//! The node agent (kubelet): node registration and lease, pod workers, and the `Runtime`
+//! trait with its simulated implementation (the CRI/containerd one comes with its own issue).
+//!
+//! Start at [`fleet::run`]: it registers one or more nodes ([`node`]), keeps their Leases and
+//! status fresh, watches the pods bound to them with one watch, and runs a task per pod
+//! ([`pod::run`]) around a [`pod::worker::PodWorker`] — the state machine that drives a
+//! [`runtime::Runtime`] toward the pod spec and computes the pod status the way the kubelet
+//! does. `navarch agent` runs a fleet of one node, `navarch simulate` a fleet of many.
+
+pub mod clock;
+pub mod duration;
+pub mod error;
+pub mod pod;
+pub mod runtime;
+
+pub use error::{Error, Result, RuntimeError};

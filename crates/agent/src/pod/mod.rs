@@ -1,0 +1,189 @@
+//! Pods on a node: one task per pod ([`run`]) feeding a [`worker::PodWorker`] with the pod's
+//! latest version and runtime events, and writing what it reports through [`PodApi`].
+//!
+//! The task syncs when the pod changes, when the runtime reports an event for one of its
+//! containers, and when the worker asked to be woken (back-off end, probe). It writes the
+//! status only when it differs from the last one written (or seen in the API), so a pod that
+//! starts normally costs two writes. A pod being deleted is stopped within its grace period,
+//! reported terminated, then deleted with grace period 0; a pod that disappears from the API
+//! is killed and forgotten.
+
+pub mod backoff;
+pub mod status;
+pub mod worker;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use k8s_openapi::api::core::v1::{Pod, PodStatus};
+use kube::api::{DeleteParams, Patch, PatchParams, Preconditions};
+use kube::{Api, Client};
+use tokio::sync::{watch, Notify};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
+
+use self::worker::{PodWorker, WorkerContext};
+
+/// Delay before retrying a failed status write or delete.
+const API_RETRY: Duration = Duration::from_secs(1);
+
+/// The two writes a pod worker makes.
+#[async_trait]
+pub trait PodApi: Send + Sync + 'static {
+    /// Replace the pod's status (a merge patch of `pods/status`).
+    async fn write_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), kube::Error>;
+    /// Delete the pod object with grace period 0, if it still has the same uid.
+    async fn delete(&self, pod: &Pod) -> Result<(), kube::Error>;
+}
+
+/// [`PodApi`] over a kube client.
+#[derive(Clone)]
+pub struct KubePodApi {
+    client: Client,
+}
+
+impl KubePodApi {
+    pub fn new(client: Client) -> Self {
+        KubePodApi { client }
+    }
+
+    fn api(&self, pod: &Pod) -> Api<Pod> {
+        Api::namespaced(
+            self.client.clone(),
+            pod.metadata.namespace.as_deref().unwrap_or("default"),
+        )
+    }
+}
+
+#[async_trait]
+impl PodApi for KubePodApi {
+    async fn write_status(&self, pod: &Pod, status: &PodStatus) -> Result<(), kube::Error> {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let patch = serde_json::json!({ "status": status });
+        self.api(pod)
+            .patch_status(name, &PatchParams::default(), &Patch::Merge(&patch))
+            .await
+            .map(|_| ())
+    }
+
+    async fn delete(&self, pod: &Pod) -> Result<(), kube::Error> {
+        let name = pod.metadata.name.as_deref().unwrap_or_default();
+        let params = DeleteParams {
+            grace_period_seconds: Some(0),
+            preconditions: Some(Preconditions {
+                uid: pod.metadata.uid.clone(),
+                resource_version: None,
+            }),
+            ..DeleteParams::default()
+        };
+        match self.api(pod).delete(name, &params).await {
+            Ok(_) => Ok(()),
+            Err(kube::Error::Api(e)) if e.code == 404 => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// How a node talks to one pod's task.
+#[derive(Debug, Clone)]
+pub struct PodHandle {
+    /// The pod's latest version; `None` once it is gone from the API.
+    pub pod: watch::Sender<Option<Arc<Pod>>>,
+    /// Notified when the runtime reports an event for the pod.
+    pub poke: Arc<Notify>,
+}
+
+impl PodHandle {
+    /// A handle and the receiving end for [`run`].
+    pub fn new(pod: Arc<Pod>) -> (PodHandle, watch::Receiver<Option<Arc<Pod>>>) {
+        let (tx, rx) = watch::channel(Some(pod));
+        (
+            PodHandle {
+                pod: tx,
+                poke: Arc::new(Notify::new()),
+            },
+            rx,
+        )
+    }
+}
+
+/// Drive one pod until it is gone from the API (or `cancel` fires, which leaves it alone).
+pub async fn run(
+    ctx: WorkerContext,
+    api: Arc<dyn PodApi>,
+    mut pods: watch::Receiver<Option<Arc<Pod>>>,
+    poke: Arc<Notify>,
+    cancel: CancellationToken,
+) {
+    let Some(first) = pods.borrow_and_update().clone() else {
+        return;
+    };
+    let span = tracing::info_span!(
+        "pod",
+        pod.namespace = first.metadata.namespace.as_deref().unwrap_or_default(),
+        pod.name = first.metadata.name.as_deref().unwrap_or_default(),
+    );
+    let mut written = first.status.clone();
+    let mut worker = PodWorker::new(ctx, (*first).clone());
+    drop(first);
+    let mut deleted = false;
+    async move {
+        loop {
+            let outcome = worker.sync().await;
+            let mut wake = outcome.wake_at;
+            let mut status_current = true;
+            if let Some(status) = outcome.status {
+                if written.as_ref() != Some(&status) {
+                    match api.write_status(worker.pod(), &status).await {
+                        Ok(()) => written = Some(status),
+                        Err(e) => {
+                            tracing::warn!(error = %e, "cannot write pod status");
+                            status_current = false;
+                            wake = Some(Instant::now() + API_RETRY);
+                        }
+                    }
+                }
+            }
+            if outcome.delete_from_api && status_current && !deleted {
+                match api.delete(worker.pod()).await {
+                    Ok(()) => deleted = true,
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot delete terminated pod");
+                        wake = Some(Instant::now() + API_RETRY);
+                    }
+                }
+            }
+            tokio::select! {
+                biased;
+                _ = cancel.cancelled() => return,
+                changed = pods.changed() => {
+                    let latest = if changed.is_ok() {
+                        pods.borrow_and_update().clone()
+                    } else {
+                        None
+                    };
+                    match latest {
+                        Some(pod) => worker.update((*pod).clone()),
+                        None => {
+                            worker.kill().await;
+                            return;
+                        }
+                    }
+                }
+                _ = poke.notified() => {}
+                _ = sleep_until(wake) => {}
+            }
+        }
+    }
+    .instrument(span)
+    .await
+}
+
+async fn sleep_until(at: Option<Instant>) {
+    match at {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}

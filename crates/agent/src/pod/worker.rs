@@ -1,0 +1,801 @@
+//! The pod worker: one per pod, driving the runtime toward the pod's spec.
+//!
+//! [`PodWorker::sync`] looks at the runtime, takes the next steps (create the sandbox, pull,
+//! create and start the next container, restart an exited one when the restart policy and the
+//! back-off allow, run due readiness probes, stop everything once the pod is being deleted)
+//! and returns the pod status to report and when to look again. It talks to the runtime only;
+//! writing the status and deleting the pod object is the caller's job ([`super::run`]), so the
+//! state machine is tested against the simulated runtime with paused time.
+//!
+//! Containers start in order: each init container must exit 0 before the next one starts
+//! (sidecars — init containers with `restartPolicy: Always` — only need to have started), then
+//! the regular containers start together. An exited container restarts under `Always`, under
+//! `OnFailure` if it failed, never under `Never`; restarts go through the back-off
+//! ([`super::backoff`]), showing `CrashLoopBackOff` while they wait.
+
+use std::collections::HashMap;
+use std::net::IpAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use jiff::Timestamp;
+use k8s_openapi::api::core::v1::{
+    Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
+    ContainerStateWaiting, ContainerStatus as ApiStatus, HostIP, Pod, PodIP, PodSpec, PodStatus,
+};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use tokio::time::Instant;
+
+use super::backoff::{Backoff, BackoffConfig};
+use super::status;
+use crate::clock::{seconds, Clock};
+use crate::error::RuntimeError;
+use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime};
+
+/// Default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE_SECONDS: i64 = 30;
+/// Retry delay after a runtime call failed for reasons other than the image.
+const RUNTIME_RETRY: Duration = Duration::from_secs(1);
+
+/// What every worker of a node shares.
+#[derive(Clone)]
+pub struct WorkerContext {
+    pub runtime: Arc<dyn Runtime>,
+    pub clock: Clock,
+    pub backoff: BackoffConfig,
+    /// The node's address: the pods' `hostIP`.
+    pub host_ip: IpAddr,
+}
+
+impl std::fmt::Debug for WorkerContext {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("WorkerContext")
+            .field("backoff", &self.backoff)
+            .field("host_ip", &self.host_ip)
+            .finish_non_exhaustive()
+    }
+}
+
+/// What one [`PodWorker::sync`] asks of its caller.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SyncOutcome {
+    /// The status to report (`None`: nothing to report, e.g. a pod that finished before this
+    /// agent started).
+    pub status: Option<PodStatus>,
+    /// Sync again at this instant even if nothing else happens (back-off end, probe).
+    pub wake_at: Option<Instant>,
+    /// The pod was being deleted and everything has stopped: report the status, then delete
+    /// the pod object with grace period 0.
+    pub delete_from_api: bool,
+}
+
+#[derive(Debug, Clone)]
+struct Waiting {
+    reason: &'static str,
+    message: Option<String>,
+}
+
+#[derive(Debug, Default)]
+struct ContainerRecord {
+    /// The latest status of the current attempt.
+    current: Option<ContainerStatus>,
+    /// The final status of the previous attempt.
+    last: Option<ContainerStatus>,
+    restart_count: i32,
+    /// When the last image pull failed (image pull back-off runs from there).
+    pull_failed_at: Option<Timestamp>,
+    /// Why there is no running container, when there is a reason to say.
+    waiting: Option<Waiting>,
+    probe: ProbeState,
+}
+
+#[derive(Debug, Default, Clone)]
+struct ProbeState {
+    /// Readiness as the probe last decided; `None` until its first result.
+    ready: Option<bool>,
+    successes: i32,
+    failures: i32,
+    next_at: Option<Instant>,
+}
+
+/// Where a container is, as far as starting the next one is concerned.
+enum Progress {
+    NotStarted,
+    Active,
+    Exited { code: i32, finished_at: Timestamp },
+}
+
+/// The worker of one pod.
+pub struct PodWorker {
+    ctx: WorkerContext,
+    pod: Pod,
+    sandbox: Option<(String, PodSandboxConfig)>,
+    sandbox_ready: bool,
+    pod_ip: Option<IpAddr>,
+    containers: HashMap<String, ContainerRecord>,
+    backoff: Backoff,
+    start_time: Time,
+    /// The pod had finished (per the API) before this worker saw it: never start anything.
+    finished_before: bool,
+    /// Every container has terminated for good (restart policy) or was stopped (deletion).
+    done: bool,
+    last_status: Option<PodStatus>,
+}
+
+impl std::fmt::Debug for PodWorker {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PodWorker")
+            .field("pod", &self.pod.metadata.name)
+            .field("sandbox", &self.sandbox.as_ref().map(|s| &s.0))
+            .field("done", &self.done)
+            .finish_non_exhaustive()
+    }
+}
+
+fn container_id(runtime: &str, id: &str) -> String {
+    format!("{runtime}://{id}")
+}
+
+impl PodWorker {
+    pub fn new(ctx: WorkerContext, pod: Pod) -> Self {
+        let existing = pod.status.as_ref();
+        let finished_before = existing
+            .and_then(|s| s.phase.as_deref())
+            .is_some_and(|p| p == status::PHASE_SUCCEEDED || p == status::PHASE_FAILED);
+        let start_time = existing
+            .and_then(|s| s.start_time.clone())
+            .unwrap_or_else(|| Time(seconds(ctx.clock.now())));
+        PodWorker {
+            backoff: Backoff::new(ctx.backoff),
+            ctx,
+            pod,
+            sandbox: None,
+            sandbox_ready: false,
+            pod_ip: None,
+            containers: HashMap::new(),
+            start_time,
+            finished_before,
+            done: false,
+            last_status: None,
+        }
+    }
+
+    /// The pod as last seen in the API.
+    pub fn pod(&self) -> &Pod {
+        &self.pod
+    }
+
+    /// A newer version of the pod from the API.
+    pub fn update(&mut self, pod: Pod) {
+        self.pod = pod;
+    }
+
+    fn spec(&self) -> PodSpec {
+        self.pod.spec.clone().unwrap_or_default()
+    }
+
+    fn deleting(&self) -> bool {
+        self.pod.metadata.deletion_timestamp.is_some()
+    }
+
+    fn grace_period(&self) -> Duration {
+        let seconds = self
+            .pod
+            .metadata
+            .deletion_grace_period_seconds
+            .or_else(|| {
+                self.pod
+                    .spec
+                    .as_ref()
+                    .and_then(|s| s.termination_grace_period_seconds)
+            })
+            .unwrap_or(DEFAULT_GRACE_SECONDS);
+        Duration::from_secs(seconds.max(0) as u64)
+    }
+
+    fn sandbox_config(&self) -> PodSandboxConfig {
+        let meta = &self.pod.metadata;
+        PodSandboxConfig {
+            name: meta.name.clone().unwrap_or_default(),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            attempt: 0,
+            hostname: self
+                .pod
+                .spec
+                .as_ref()
+                .and_then(|s| s.hostname.clone())
+                .or_else(|| meta.name.clone())
+                .unwrap_or_default(),
+            labels: meta.labels.clone().unwrap_or_default(),
+            annotations: meta.annotations.clone().unwrap_or_default(),
+        }
+    }
+
+    /// Look at the runtime and take the next steps; see the module docs.
+    pub async fn sync(&mut self) -> SyncOutcome {
+        self.refresh().await;
+        if self.finished_before {
+            return SyncOutcome {
+                status: None,
+                wake_at: None,
+                delete_from_api: self.deleting(),
+            };
+        }
+        if self.deleting() {
+            self.stop_all(self.grace_period()).await;
+            self.done = true;
+            return SyncOutcome {
+                status: Some(self.status(true)),
+                wake_at: None,
+                delete_from_api: true,
+            };
+        }
+        if self.done {
+            return SyncOutcome {
+                status: Some(self.status(false)),
+                wake_at: None,
+                delete_from_api: false,
+            };
+        }
+
+        let mut wake: Option<Instant> = None;
+        if self.sandbox.is_none() {
+            let config = self.sandbox_config();
+            match self.ctx.runtime.run_pod_sandbox(&config).await {
+                Ok(id) => {
+                    self.pod_ip = match self.ctx.runtime.pod_sandbox_status(&id).await {
+                        Ok(s) => s.ip,
+                        Err(_) => None,
+                    };
+                    self.sandbox_ready = true;
+                    self.sandbox = Some((id, config));
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot create pod sandbox");
+                    wake = Some(Instant::now() + RUNTIME_RETRY);
+                    return SyncOutcome {
+                        status: Some(self.status(false)),
+                        wake_at: wake,
+                        delete_from_api: false,
+                    };
+                }
+            }
+        }
+
+        let spec = self.spec();
+        let policy = status::restart_policy(&spec).to_string();
+        let mut initialized = true;
+        let mut init_failed = false;
+        for container in spec.init_containers.as_deref().unwrap_or_default() {
+            let sidecar = status::is_sidecar(container);
+            loop {
+                match self.progress(&container.name) {
+                    Progress::NotStarted => {
+                        self.start(container, !sidecar, &mut wake).await;
+                        if matches!(self.progress(&container.name), Progress::NotStarted) {
+                            break;
+                        }
+                    }
+                    Progress::Active => break,
+                    Progress::Exited { code: 0, .. } if !sidecar => break,
+                    Progress::Exited { finished_at, .. } => {
+                        if !sidecar && policy == "Never" {
+                            init_failed = true;
+                        } else {
+                            self.restart(container, !sidecar, finished_at, &mut wake)
+                                .await;
+                        }
+                        break;
+                    }
+                }
+            }
+            let complete = match self.progress(&container.name) {
+                Progress::Active if sidecar => true,
+                Progress::Exited { code: 0, .. } => !sidecar,
+                _ => false,
+            };
+            if !complete {
+                initialized = false;
+                break;
+            }
+        }
+
+        if initialized && !init_failed {
+            for container in &spec.containers {
+                match self.progress(&container.name) {
+                    Progress::NotStarted => self.start(container, false, &mut wake).await,
+                    Progress::Active => {}
+                    Progress::Exited { code, finished_at } => {
+                        let restart = match policy.as_str() {
+                            "Never" => false,
+                            "OnFailure" => code != 0,
+                            _ => true,
+                        };
+                        if restart {
+                            self.restart(container, false, finished_at, &mut wake).await;
+                        }
+                    }
+                }
+            }
+        }
+        self.probe(&spec, &mut wake).await;
+
+        let status = self.status(false);
+        let phase = status.phase.as_deref().unwrap_or_default();
+        if phase == status::PHASE_SUCCEEDED || phase == status::PHASE_FAILED {
+            // Finished for good: tear the sandbox down, keep reporting the final status.
+            self.done = true;
+            if let Some((id, _)) = &self.sandbox {
+                if let Err(e) = self.ctx.runtime.stop_pod_sandbox(id).await {
+                    tracing::warn!(error = %e, "cannot stop pod sandbox");
+                }
+            }
+            self.sandbox_ready = false;
+            let status = self.status(false);
+            return SyncOutcome {
+                status: Some(status),
+                wake_at: None,
+                delete_from_api: false,
+            };
+        }
+        SyncOutcome {
+            status: Some(status),
+            wake_at: wake,
+            delete_from_api: false,
+        }
+    }
+
+    /// The pod is gone from the API: stop and remove everything.
+    pub async fn kill(&mut self) {
+        self.stop_all(self.grace_period()).await;
+        if let Some((id, _)) = self.sandbox.take() {
+            if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&id).await {
+                tracing::warn!(error = %e, "cannot remove pod sandbox");
+            }
+        }
+        self.sandbox_ready = false;
+    }
+
+    /// Refresh the current containers' statuses from the runtime.
+    async fn refresh(&mut self) {
+        for record in self.containers.values_mut() {
+            if let Some(current) = &record.current {
+                if current.state == ContainerState::Exited {
+                    continue;
+                }
+                match self.ctx.runtime.container_status(&current.id).await {
+                    Ok(status) => {
+                        if status.state != ContainerState::Running {
+                            record.probe = ProbeState::default();
+                        }
+                        record.current = Some(status);
+                    }
+                    Err(RuntimeError::NotFound { .. }) => {
+                        // Removed behind our back: it has to be started again.
+                        record.last = record.current.take();
+                    }
+                    Err(e) => tracing::warn!(error = %e, "cannot read container status"),
+                }
+            }
+        }
+    }
+
+    fn progress(&self, name: &str) -> Progress {
+        match self.containers.get(name).and_then(|r| r.current.as_ref()) {
+            None => Progress::NotStarted,
+            Some(c) if c.state == ContainerState::Exited => Progress::Exited {
+                code: c.exit_code,
+                finished_at: c.finished_at.unwrap_or(c.created_at),
+            },
+            Some(_) => Progress::Active,
+        }
+    }
+
+    fn pull_key(name: &str) -> String {
+        format!("pull/{name}")
+    }
+
+    /// Pull, create and start `container` (a new attempt).
+    async fn start(&mut self, container: &Container, init: bool, wake: &mut Option<Instant>) {
+        let Some((sandbox_id, sandbox)) = self.sandbox.clone() else {
+            return;
+        };
+        let now = self.ctx.clock.now();
+        let name = container.name.clone();
+        let image = container.image.clone().unwrap_or_default();
+        let record = self.containers.entry(name.clone()).or_default();
+
+        let pull_key = Self::pull_key(&name);
+        if let Some(failed_at) = record.pull_failed_at {
+            if let Some((until, _)) = self.backoff.in_backoff(&pull_key, failed_at, now) {
+                record.waiting = Some(Waiting {
+                    reason: "ImagePullBackOff",
+                    message: Some(format!("Back-off pulling image \"{image}\"")),
+                });
+                min_wake(wake, self.ctx.clock.instant(until));
+                return;
+            }
+        }
+        let always = container.image_pull_policy.as_deref() == Some("Always");
+        let present = if always {
+            false
+        } else {
+            matches!(self.ctx.runtime.image_status(&image).await, Ok(Some(_)))
+        };
+        if !present {
+            if let Err(e) = self.ctx.runtime.pull_image(&image, &sandbox).await {
+                self.backoff.next(&pull_key, now, now);
+                let delay = self.backoff.delay(&pull_key).unwrap_or(RUNTIME_RETRY);
+                let record = self.containers.entry(name).or_default();
+                record.pull_failed_at = Some(now);
+                record.waiting = Some(Waiting {
+                    reason: "ErrImagePull",
+                    message: Some(e.to_string()),
+                });
+                min_wake(wake, Instant::now() + delay);
+                return;
+            }
+            self.backoff.forget(&pull_key);
+        }
+        if let Some(record) = self.containers.get_mut(&name) {
+            record.pull_failed_at = None;
+        }
+
+        let record = self.containers.entry(name.clone()).or_default();
+        let config = ContainerConfig {
+            name: name.clone(),
+            attempt: record.restart_count.max(0) as u32,
+            image: image.clone(),
+            command: container.command.clone().unwrap_or_default(),
+            args: container.args.clone().unwrap_or_default(),
+            init,
+        };
+        let runtime = self.ctx.runtime.clone();
+        let created = runtime
+            .create_container(&sandbox_id, &config, &sandbox)
+            .await;
+        let id = match created {
+            Ok(id) => id,
+            Err(e) => {
+                let record = self.containers.entry(name).or_default();
+                record.waiting = Some(Waiting {
+                    reason: "CreateContainerError",
+                    message: Some(e.to_string()),
+                });
+                min_wake(wake, Instant::now() + RUNTIME_RETRY);
+                return;
+            }
+        };
+        let started = runtime.start_container(&id).await;
+        let status = runtime.container_status(&id).await;
+        let record = self.containers.entry(name).or_default();
+        match (started, status) {
+            (Ok(()), Ok(status)) => {
+                record.current = Some(status);
+                record.waiting = None;
+                record.probe = ProbeState::default();
+            }
+            (Err(e), _) | (_, Err(e)) => {
+                record.waiting = Some(Waiting {
+                    reason: "RunContainerError",
+                    message: Some(e.to_string()),
+                });
+                let _ = runtime.remove_container(&id).await;
+                min_wake(wake, Instant::now() + RUNTIME_RETRY);
+            }
+        }
+    }
+
+    /// Restart an exited container unless it is in back-off.
+    async fn restart(
+        &mut self,
+        container: &Container,
+        init: bool,
+        finished_at: Timestamp,
+        wake: &mut Option<Instant>,
+    ) {
+        let now = self.ctx.clock.now();
+        let key = container.name.clone();
+        if let Some((until, delay)) = self.backoff.in_backoff(&key, finished_at, now) {
+            let meta = &self.pod.metadata;
+            let message = format!(
+                "back-off {} restarting failed container={} pod={}_{}({})",
+                go_duration(delay),
+                container.name,
+                meta.name.as_deref().unwrap_or_default(),
+                meta.namespace.as_deref().unwrap_or_default(),
+                meta.uid.as_deref().unwrap_or_default(),
+            );
+            if let Some(record) = self.containers.get_mut(&container.name) {
+                record.waiting = Some(Waiting {
+                    reason: "CrashLoopBackOff",
+                    message: Some(message),
+                });
+            }
+            min_wake(wake, self.ctx.clock.instant(until));
+            return;
+        }
+        self.backoff.next(&key, finished_at, now);
+        let Some(record) = self.containers.get_mut(&container.name) else {
+            return;
+        };
+        let Some(old) = record.current.take() else {
+            return;
+        };
+        if let Err(e) = self.ctx.runtime.remove_container(&old.id).await {
+            tracing::debug!(error = %e, "cannot remove exited container");
+        }
+        record.last = Some(old);
+        record.restart_count += 1;
+        record.waiting = None;
+        self.start(container, init, wake).await;
+    }
+
+    /// Run the readiness probes that are due (exec probes through the runtime).
+    async fn probe(&mut self, spec: &PodSpec, wake: &mut Option<Instant>) {
+        let sidecars = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .filter(|c| status::is_sidecar(c));
+        for container in sidecars.chain(spec.containers.iter()) {
+            let Some(probe) = &container.readiness_probe else {
+                continue;
+            };
+            let Some(record) = self.containers.get_mut(&container.name) else {
+                continue;
+            };
+            let Some(current) = record
+                .current
+                .as_ref()
+                .filter(|c| c.state == ContainerState::Running)
+            else {
+                continue;
+            };
+            let now = Instant::now();
+            let started = self
+                .ctx
+                .clock
+                .instant(current.started_at.unwrap_or(current.created_at));
+            let first_at = started
+                + Duration::from_secs(probe.initial_delay_seconds.unwrap_or(0).max(0) as u64);
+            let due = record.probe.next_at.unwrap_or(first_at);
+            if now < due {
+                min_wake(wake, due);
+                continue;
+            }
+            let period = Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64);
+            let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
+            let success = match &probe.exec {
+                Some(exec) => {
+                    let command = exec.command.clone().unwrap_or_default();
+                    matches!(
+                        self.ctx.runtime.exec_sync(&current.id, &command, timeout).await,
+                        Ok(result) if result.exit_code == 0
+                    )
+                }
+                // HTTP, TCP and gRPC probes need the pod network, which comes with the CRI
+                // runtime; until then they count as passing.
+                None => true,
+            };
+            let state = &mut record.probe;
+            if success {
+                state.successes += 1;
+                state.failures = 0;
+                if state.ready != Some(true)
+                    && state.successes >= probe.success_threshold.unwrap_or(1).max(1)
+                {
+                    state.ready = Some(true);
+                }
+            } else {
+                state.failures += 1;
+                state.successes = 0;
+                if state.ready.is_none()
+                    || state.failures >= probe.failure_threshold.unwrap_or(3).max(1)
+                {
+                    state.ready = Some(false);
+                }
+            }
+            state.next_at = Some(now + period);
+            min_wake(wake, now + period);
+        }
+    }
+
+    /// Stop every running container (concurrently, each within `grace`), then the sandbox.
+    async fn stop_all(&mut self, grace: Duration) {
+        let runtime = self.ctx.runtime.clone();
+        let running: Vec<String> = self
+            .containers
+            .values()
+            .filter_map(|r| r.current.as_ref())
+            .filter(|c| c.state != ContainerState::Exited)
+            .map(|c| c.id.clone())
+            .collect();
+        let stops = running.iter().map(|id| runtime.stop_container(id, grace));
+        for result in futures::future::join_all(stops).await {
+            if let Err(e) = result {
+                tracing::warn!(error = %e, "cannot stop container");
+            }
+        }
+        if let Some((id, _)) = &self.sandbox {
+            if let Err(e) = runtime.stop_pod_sandbox(id).await {
+                tracing::warn!(error = %e, "cannot stop pod sandbox");
+            }
+        }
+        self.sandbox_ready = false;
+        for record in self.containers.values_mut() {
+            record.waiting = None;
+        }
+        self.refresh().await;
+    }
+
+    /// The API status of one container.
+    fn container_status(&self, container: &Container, default_waiting: &str) -> ApiStatus {
+        let runtime = self.ctx.runtime.version().name;
+        let record = self.containers.get(&container.name);
+        let spec_image = container.image.clone().unwrap_or_default();
+        let terminated = |c: &ContainerStatus| ApiState {
+            terminated: Some(ContainerStateTerminated {
+                exit_code: c.exit_code,
+                reason: Some(c.reason.clone().unwrap_or_else(|| {
+                    if c.exit_code == 0 {
+                        "Completed"
+                    } else {
+                        "Error"
+                    }
+                    .to_string()
+                })),
+                message: c.message.clone(),
+                started_at: c.started_at.map(|t| Time(seconds(t))),
+                finished_at: c.finished_at.map(|t| Time(seconds(t))),
+                container_id: Some(container_id(&runtime, &c.id)),
+                signal: None,
+            }),
+            ..Default::default()
+        };
+        let waiting = |w: Option<&Waiting>| ApiState {
+            waiting: Some(ContainerStateWaiting {
+                reason: Some(w.map_or(default_waiting, |w| w.reason).to_string()),
+                message: w.and_then(|w| w.message.clone()),
+            }),
+            ..Default::default()
+        };
+        let mut status = ApiStatus {
+            name: container.name.clone(),
+            image: spec_image,
+            image_id: String::new(),
+            ready: false,
+            started: Some(false),
+            restart_count: record.map_or(0, |r| r.restart_count),
+            ..Default::default()
+        };
+        let Some(record) = record else {
+            status.state = Some(waiting(None));
+            return status;
+        };
+        let mut last = record.last.as_ref();
+        match &record.current {
+            None => status.state = Some(waiting(record.waiting.as_ref())),
+            Some(c) => {
+                status.image = c.image.clone();
+                status.image_id = c.image_ref.clone();
+                status.container_id = Some(container_id(&runtime, &c.id));
+                match c.state {
+                    ContainerState::Running => {
+                        status.state = Some(ApiState {
+                            running: Some(ContainerStateRunning {
+                                started_at: c.started_at.map(|t| Time(seconds(t))),
+                            }),
+                            ..Default::default()
+                        });
+                        status.started = Some(true);
+                        status.ready = match &container.readiness_probe {
+                            None => true,
+                            Some(_) => record.probe.ready == Some(true),
+                        };
+                    }
+                    ContainerState::Exited if record.waiting.is_some() => {
+                        // Waiting to restart: the exit is the last state.
+                        status.state = Some(waiting(record.waiting.as_ref()));
+                        status.last_state = Some(terminated(c));
+                        last = None;
+                    }
+                    ContainerState::Exited => status.state = Some(terminated(c)),
+                    ContainerState::Created | ContainerState::Unknown => {
+                        status.state = Some(waiting(Some(&Waiting {
+                            reason: "ContainerCreating",
+                            message: None,
+                        })))
+                    }
+                }
+            }
+        }
+        if let Some(last) = last {
+            status.last_state = Some(terminated(last));
+        }
+        if status.last_state.is_none() {
+            status.last_state = Some(ApiState::default());
+        }
+        status
+    }
+
+    /// The pod status as the kubelet would report it now.
+    fn status(&mut self, terminal: bool) -> PodStatus {
+        let spec = self.spec();
+        let has_init = spec.init_containers.as_ref().is_some_and(|c| !c.is_empty());
+        let default_waiting = if has_init {
+            "PodInitializing"
+        } else {
+            "ContainerCreating"
+        };
+        let init_statuses: Vec<ApiStatus> = spec
+            .init_containers
+            .iter()
+            .flatten()
+            .map(|c| self.container_status(c, default_waiting))
+            .collect();
+        let statuses: Vec<ApiStatus> = spec
+            .containers
+            .iter()
+            .map(|c| self.container_status(c, default_waiting))
+            .collect();
+        let phase = status::phase(&spec, &init_statuses, &statuses, terminal);
+        let conditions = status::conditions(
+            &self.pod,
+            self.sandbox_ready,
+            phase,
+            &init_statuses,
+            &statuses,
+        );
+        let now = Time(seconds(self.ctx.clock.now()));
+        let previous = self.last_status.as_ref().or(self.pod.status.as_ref());
+        let conditions = status::with_transition_times(conditions, previous, now);
+        let qos = self
+            .pod
+            .status
+            .as_ref()
+            .and_then(|s| s.qos_class.clone())
+            .unwrap_or_else(|| status::qos_class(&spec).to_string());
+        let host_ip = self.ctx.host_ip.to_string();
+        let pod_ip = self.pod_ip.map(|ip| ip.to_string());
+        let status = PodStatus {
+            phase: Some(phase.to_string()),
+            conditions: Some(conditions),
+            host_ip: Some(host_ip.clone()),
+            host_ips: Some(vec![HostIP { ip: host_ip }]),
+            pod_ip: pod_ip.clone(),
+            pod_ips: pod_ip.map(|ip| vec![PodIP { ip }]),
+            start_time: Some(self.start_time.clone()),
+            qos_class: Some(qos),
+            init_container_statuses: has_init.then_some(init_statuses),
+            container_statuses: Some(statuses),
+            ..Default::default()
+        };
+        self.last_status = Some(status.clone());
+        status
+    }
+}
+
+fn min_wake(wake: &mut Option<Instant>, at: Instant) {
+    *wake = Some(match *wake {
+        Some(current) => current.min(at),
+        None => at,
+    });
+}
+
+/// A duration as Go prints it (`10s`, `1m20s`, `5m0s`), for back-off messages.
+fn go_duration(d: Duration) -> String {
+    let total = d.as_secs();
+    if d.subsec_millis() != 0 && total < 60 {
+        return format!("{}s", d.as_secs_f64());
+    }
+    match (total / 3600, (total % 3600) / 60, total % 60) {
+        (0, 0, s) => format!("{s}s"),
+        (0, m, s) => format!("{m}m{s}s"),
+        (h, m, s) => format!("{h}h{m}m{s}s"),
+    }
+}
+
+#[cfg(test)]
+mod tests;

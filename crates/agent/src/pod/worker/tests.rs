@@ -1,0 +1,473 @@
+//! The pod worker against the simulated runtime, in paused time.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use k8s_openapi::api::core::v1::{ContainerStatus as ApiStatus, Pod, PodStatus};
+use serde_json::{json, Value};
+
+use super::*;
+use crate::runtime::simulated::{SimulatedConfig, SimulatedRuntime};
+
+fn context(startup_ms: u64, backoff: BackoffConfig) -> (WorkerContext, SimulatedRuntime) {
+    let clock = Clock::new();
+    let runtime = SimulatedRuntime::new(
+        SimulatedConfig {
+            sandbox_startup: Duration::from_millis(startup_ms),
+            pod_cidr: "10.42.3.0/24".parse().unwrap(),
+        },
+        clock,
+    );
+    let ctx = WorkerContext {
+        runtime: Arc::new(runtime.clone()),
+        clock,
+        backoff,
+        host_ip: "172.30.0.9".parse().unwrap(),
+    };
+    (ctx, runtime)
+}
+
+fn pod(annotations: Value, spec: Value) -> Pod {
+    serde_json::from_value(json!({
+        "metadata": {"name": "p", "namespace": "ns", "uid": "u-1", "annotations": annotations},
+        "spec": spec,
+    }))
+    .unwrap()
+}
+
+fn container(name: &str) -> Value {
+    json!({"name": name, "image": "busybox"})
+}
+
+fn status_of<'a>(status: &'a PodStatus, name: &str) -> &'a ApiStatus {
+    status
+        .container_statuses
+        .iter()
+        .flatten()
+        .chain(status.init_container_statuses.iter().flatten())
+        .find(|c| c.name == name)
+        .unwrap()
+}
+
+fn waiting_reason(c: &ApiStatus) -> Option<&str> {
+    c.state.as_ref()?.waiting.as_ref()?.reason.as_deref()
+}
+
+fn condition<'a>(status: &'a PodStatus, kind: &str) -> &'a str {
+    &status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.type_ == kind)
+        .unwrap()
+        .status
+}
+
+async fn sync(worker: &mut PodWorker) -> (PodStatus, SyncOutcome) {
+    let outcome = worker.sync().await;
+    (outcome.status.clone().unwrap(), outcome)
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_pod_becomes_running_and_ready_with_an_address() {
+    let (ctx, _) = context(200, BackoffConfig::default());
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({}),
+            json!({"containers": [container("a"), container("b")]}),
+        ),
+    );
+    let started = Instant::now();
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(
+        started.elapsed(),
+        Duration::from_millis(200),
+        "sandbox startup"
+    );
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status.pod_ip.as_deref(), Some("10.42.3.2"));
+    assert_eq!(status.host_ip.as_deref(), Some("172.30.0.9"));
+    assert_eq!(status.qos_class.as_deref(), Some("BestEffort"));
+    assert!(status.start_time.is_some());
+    for kind in [
+        "PodReadyToStartContainers",
+        "Initialized",
+        "ContainersReady",
+        "Ready",
+        "PodScheduled",
+    ] {
+        assert_eq!(condition(&status, kind), "True", "{kind}");
+    }
+    let a = status_of(&status, "a");
+    assert!(a.ready && a.started == Some(true) && a.restart_count == 0);
+    assert_eq!(a.image, "docker.io/library/busybox:latest");
+    assert!(a.image_id.starts_with("docker.io/library/busybox@sha256:"));
+    assert!(a
+        .container_id
+        .as_deref()
+        .unwrap()
+        .starts_with("simulated://"));
+    assert_eq!(outcome.wake_at, None);
+    assert!(!outcome.delete_from_api);
+    // Nothing changes: the same status again, so the caller writes nothing.
+    let (again, _) = sync(&mut worker).await;
+    assert_eq!(again, status);
+}
+
+#[tokio::test(start_paused = true)]
+async fn init_containers_run_one_after_another() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let annotations = json!({
+        "navarch.io/sim-exit.i1": "0 after 1s",
+        "navarch.io/sim-exit.i2": "0 after 1s",
+    });
+    let spec = json!({"initContainers": [container("i1"), container("i2")], "containers": [container("app")]});
+    let mut worker = PodWorker::new(ctx, pod(annotations, spec));
+
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert!(status_of(&status, "i1")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
+    assert_eq!(
+        waiting_reason(status_of(&status, "i2")),
+        Some("PodInitializing")
+    );
+    assert_eq!(
+        waiting_reason(status_of(&status, "app")),
+        Some("PodInitializing")
+    );
+    assert_eq!(condition(&status, "Initialized"), "False");
+    assert_eq!(
+        outcome.wake_at, None,
+        "the runtime's exit event wakes the worker"
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    let i1 = status_of(&status, "i1")
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((i1.exit_code, i1.reason.as_deref()), (0, Some("Completed")));
+    assert!(status_of(&status, "i2")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
+    assert_eq!(
+        waiting_reason(status_of(&status, "app")),
+        Some("PodInitializing")
+    );
+
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(condition(&status, "Initialized"), "True");
+    assert!(status_of(&status, "app").ready);
+}
+
+#[tokio::test(start_paused = true)]
+async fn crash_loops_back_off_doubling_to_the_maximum() {
+    let backoff = BackoffConfig {
+        initial: Duration::from_secs(10),
+        max: Duration::from_secs(40),
+    };
+    let (ctx, _) = context(0, backoff);
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({"navarch.io/sim-exit": "1 after 1s"}),
+            json!({"containers": [container("app")]}),
+        ),
+    );
+    sync(&mut worker).await;
+    // Crash 1 restarts at once; later crashes wait 10, 20, 40, 40 s.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status_of(&status, "app").restart_count, 1);
+    assert!(status_of(&status, "app")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
+    let last = status_of(&status, "app")
+        .last_state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((last.exit_code, last.reason.as_deref()), (1, Some("Error")));
+
+    let mut waits = Vec::new();
+    for restarts in 2..=5 {
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let crashed = Instant::now();
+        let (status, outcome) = sync(&mut worker).await;
+        let app = status_of(&status, "app");
+        assert_eq!(waiting_reason(app), Some("CrashLoopBackOff"));
+        assert_eq!(app.restart_count, restarts - 1);
+        assert_eq!(status.phase.as_deref(), Some("Running"));
+        assert_eq!(condition(&status, "Ready"), "False");
+        let wake = outcome.wake_at.unwrap();
+        waits.push((wake - crashed).as_secs());
+        let message = app
+            .state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .message
+            .clone()
+            .unwrap();
+        assert!(
+            message.starts_with(&format!(
+                "back-off {}s restarting failed container=app pod=p_ns(u-1)",
+                (wake - crashed).as_secs()
+            )),
+            "{message}"
+        );
+        // Early syncs change nothing; at the wake time it restarts.
+        tokio::time::sleep_until(wake - Duration::from_millis(500)).await;
+        let (early, _) = sync(&mut worker).await;
+        assert_eq!(status_of(&early, "app").restart_count, restarts - 1);
+        tokio::time::sleep_until(wake).await;
+        let (status, _) = sync(&mut worker).await;
+        assert_eq!(status_of(&status, "app").restart_count, restarts);
+        assert!(status_of(&status, "app")
+            .state
+            .as_ref()
+            .unwrap()
+            .running
+            .is_some());
+    }
+    assert_eq!(waits, [10, 20, 40, 40]);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_container_that_ran_long_enough_restarts_at_once() {
+    let backoff = BackoffConfig {
+        initial: Duration::from_secs(10),
+        max: Duration::from_secs(40),
+    };
+    let (ctx, _) = context(0, backoff);
+    // Runs 81 s (> 2 × max) each time: the back-off resets, no CrashLoopBackOff.
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({"navarch.io/sim-exit": "1 after 81s"}),
+            json!({"containers": [container("app")]}),
+        ),
+    );
+    sync(&mut worker).await;
+    for restarts in 1..=3 {
+        tokio::time::sleep(Duration::from_secs(81)).await;
+        let (status, _) = sync(&mut worker).await;
+        let app = status_of(&status, "app");
+        assert_eq!(app.restart_count, restarts);
+        assert!(app.state.as_ref().unwrap().running.is_some(), "{app:?}");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn restart_policies_decide_the_final_phase() {
+    let cases = [
+        ("Never", "1", "Failed", 0),
+        ("Never", "0", "Succeeded", 0),
+        ("OnFailure", "0", "Succeeded", 0),
+    ];
+    for (policy, code, phase, restarts) in cases {
+        let (ctx, runtime) = context(0, BackoffConfig::default());
+        let mut worker = PodWorker::new(
+            ctx,
+            pod(
+                json!({"navarch.io/sim-exit": format!("{code} after 1s")}),
+                json!({"restartPolicy": policy, "containers": [container("app")]}),
+            ),
+        );
+        sync(&mut worker).await;
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        let (status, outcome) = sync(&mut worker).await;
+        assert_eq!(status.phase.as_deref(), Some(phase), "{policy} exit {code}");
+        assert_eq!(status_of(&status, "app").restart_count, restarts);
+        assert_eq!(outcome.wake_at, None);
+        assert_eq!(condition(&status, "PodReadyToStartContainers"), "False");
+        // The sandbox is down, the pod keeps its address in the status.
+        assert_eq!(status.pod_ip.as_deref(), Some("10.42.3.2"));
+        let sandboxes = runtime.list_pod_sandboxes().await.unwrap();
+        assert_eq!(sandboxes[0].ip, None);
+    }
+    // OnFailure restarts failures.
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({"navarch.io/sim-exit": "3 after 1s"}),
+            json!({"restartPolicy": "OnFailure", "containers": [container("app")]}),
+        ),
+    );
+    sync(&mut worker).await;
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status_of(&status, "app").restart_count, 1);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failed_init_container_under_never_fails_the_pod() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({"navarch.io/sim-exit.init": "2"}),
+            json!({"restartPolicy": "Never", "initContainers": [container("init")], "containers": [container("app")]}),
+        ),
+    );
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    assert_eq!(
+        waiting_reason(status_of(&status, "app")),
+        Some("PodInitializing")
+    );
+}
+
+fn deleting(mut pod: Pod, grace: i64) -> Pod {
+    pod.metadata.deletion_timestamp = Some(Time(jiff::Timestamp::now()));
+    pod.metadata.deletion_grace_period_seconds = Some(grace);
+    pod
+}
+
+#[tokio::test(start_paused = true)]
+async fn deletion_stops_containers_within_the_grace_period() {
+    let (ctx, runtime) = context(0, BackoffConfig::default());
+    let spec = json!({"containers": [container("app")]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec.clone()));
+    sync(&mut worker).await;
+
+    worker.update(deleting(pod(json!({}), spec), 30));
+    let t = Instant::now();
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(t.elapsed(), Duration::ZERO, "exits promptly on TERM");
+    assert!(outcome.delete_from_api);
+    assert_eq!(status.phase.as_deref(), Some("Succeeded"));
+    let app = status_of(&status, "app")
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!(app.exit_code, 0);
+    assert_eq!(condition(&status, "Ready"), "False");
+
+    // Gone from the API: everything is removed from the runtime.
+    worker.kill().await;
+    assert!(runtime.list_pod_sandboxes().await.unwrap().is_empty());
+    assert!(runtime.list_containers(None).await.unwrap().is_empty());
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_slow_container_is_killed_at_the_end_of_the_grace_period() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let annotations = json!({"navarch.io/sim-stop-after": "1m"});
+    let spec = json!({"containers": [container("app"), container("b")]});
+    let mut worker = PodWorker::new(ctx, pod(annotations.clone(), spec.clone()));
+    sync(&mut worker).await;
+    worker.update(deleting(pod(annotations, spec), 5));
+    let t = Instant::now();
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(
+        t.elapsed(),
+        Duration::from_secs(5),
+        "both stopped concurrently"
+    );
+    assert!(outcome.delete_from_api);
+    assert_eq!(status.phase.as_deref(), Some("Failed"));
+    let app = status_of(&status, "app")
+        .state
+        .clone()
+        .unwrap()
+        .terminated
+        .unwrap();
+    assert_eq!((app.exit_code, app.reason.as_deref()), (137, Some("Error")));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failed_pulls_back_off() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let mut worker = PodWorker::new(
+        ctx,
+        pod(
+            json!({"navarch.io/sim-pull-fail": "busybox"}),
+            json!({"containers": [container("app")]}),
+        ),
+    );
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(
+        waiting_reason(status_of(&status, "app")),
+        Some("ErrImagePull")
+    );
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    let wake = outcome.wake_at.unwrap();
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(waiting_reason(app), Some("ImagePullBackOff"));
+    assert_eq!(
+        app.state
+            .as_ref()
+            .unwrap()
+            .waiting
+            .as_ref()
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("Back-off pulling image \"busybox\"")
+    );
+    tokio::time::sleep_until(wake).await;
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(
+        waiting_reason(status_of(&status, "app")),
+        Some("ErrImagePull")
+    );
+    assert_eq!(outcome.wake_at.unwrap() - wake, Duration::from_secs(20));
+}
+
+#[tokio::test(start_paused = true)]
+async fn failing_readiness_probes_keep_the_pod_unready() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let probe = json!({"exec": {"command": ["true"]}, "periodSeconds": 5});
+    let spec = json!({"containers": [
+        {"name": "bad", "image": "busybox", "readinessProbe": probe},
+        {"name": "good", "image": "busybox", "readinessProbe": probe},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(json!({"navarch.io/sim-probe-fail": "bad"}), spec));
+    let (status, outcome) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert!(!status_of(&status, "bad").ready);
+    assert!(status_of(&status, "good").ready);
+    assert_eq!(condition(&status, "Ready"), "False");
+    assert_eq!(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .find(|c| c.type_ == "ContainersReady")
+            .unwrap()
+            .message
+            .as_deref(),
+        Some("containers with unready status: [bad]")
+    );
+    assert_eq!(
+        outcome.wake_at,
+        Some(Instant::now() + Duration::from_secs(5))
+    );
+}
