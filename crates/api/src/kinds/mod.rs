@@ -48,6 +48,7 @@ mod storageclass;
 #[cfg(test)]
 mod tests;
 mod util;
+pub use util::parse_quantity;
 mod workload;
 
 /// Decode into `T` and encode back: drops unknown fields and `null`s, normalises formats.

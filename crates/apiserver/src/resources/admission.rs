@@ -1,7 +1,7 @@
 //! Admission: what the server adds to or checks on an object before it is stored, beyond the
 //! kind's own defaulting and validation — NamespaceLifecycle, the default ServiceAccount and
-//! default tolerations of pods, PriorityClass, DefaultStorageClass, and Service IP and NodePort
-//! allocation.
+//! default tolerations of pods, PriorityClass, DefaultStorageClass, LimitRanger and
+//! ResourceQuota (`limits.rs`), and Service IP and NodePort allocation.
 //!
 //! Allocations are store keys (`/registry/ranges/serviceips/<ip>`,
 //! `/registry/ranges/servicenodeports/<port>`) created with the store's create-if-absent, so
@@ -52,6 +52,12 @@ impl ResourceApi {
         if is_pod(def) {
             admit_pod(obj);
             self.admit_priority(obj).await?;
+        }
+        if def.gv.group.is_empty() && (def.kind == "Pod" || def.kind == "PersistentVolumeClaim") {
+            self.admit_limit_ranges(def, obj)?;
+        }
+        if def.namespaced() {
+            self.admit_quota(def, obj)?;
         }
         if def.gv.group.is_empty() && def.kind == "PersistentVolumeClaim" {
             self.default_storage_class(obj);

@@ -12,6 +12,7 @@ pub mod cache;
 pub mod codec;
 pub mod delete;
 pub mod discovery;
+pub mod limits;
 pub mod namespace;
 pub mod object;
 pub mod openapi;

@@ -151,6 +151,7 @@ impl ResourceApi {
         self.admit_create(t, &mut obj, ctx).await?;
         let errs = def.ops.validate(&obj, None);
         if !errs.is_empty() {
+            self.release_allocations(def, &obj).await;
             return Err(invalid(t, &name, errs));
         }
         record_manager(
@@ -161,6 +162,8 @@ impl ResourceApi {
             None,
         );
         if dry_run {
+            // Nothing is kept from a dry run, not even the IPs and ports it was shown.
+            self.release_allocations(def, &obj).await;
             let mut r = respond(StatusCode::CREATED, output, def, &obj);
             add_warnings(&mut r, &warnings);
             return Ok(r);
