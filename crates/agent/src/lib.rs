@@ -10,6 +10,8 @@
 pub mod clock;
 pub mod duration;
 pub mod error;
+pub mod fleet;
+pub mod node;
 pub mod pod;
 pub mod runtime;
 

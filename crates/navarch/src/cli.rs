@@ -2,6 +2,7 @@
 
 use std::net::IpAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
@@ -23,6 +24,152 @@ pub struct Cli {
 pub enum Command {
     /// Run the control plane: API server over the store.
     Server(ServerArgs),
+    /// Run a node agent that registers this node and runs the pods bound to it.
+    Agent(AgentArgs),
+    /// Run N simulated ("hollow") nodes in one process, for scale tests.
+    Simulate(SimulateArgs),
+}
+
+/// How an agent reaches and authenticates to the API server.
+#[derive(Debug, Args)]
+pub struct ConnectArgs {
+    /// The API server, e.g. https://10.0.0.1:6443.
+    #[arg(long, value_name = "URL", required_unless_present = "kubeconfig")]
+    pub server: Option<String>,
+
+    /// The node join token (the server's DATA_DIR/node-token).
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "NAVARCH_TOKEN",
+        hide_env_values = true,
+        required_unless_present = "kubeconfig"
+    )]
+    pub token: Option<String>,
+
+    /// The cluster CA certificate that the server's certificate must chain to (the server's
+    /// DATA_DIR/tls/ca.crt); defaults to /var/lib/navarch/tls/ca.crt when that exists.
+    #[arg(long, value_name = "FILE")]
+    pub ca_file: Option<PathBuf>,
+
+    /// Use this kubeconfig instead of --server/--token.
+    #[arg(long, value_name = "PATH", conflicts_with_all = ["server", "token"])]
+    pub kubeconfig: Option<PathBuf>,
+}
+
+/// What simulated nodes have and how they behave.
+#[derive(Debug, Args)]
+pub struct SimulatedNodeArgs {
+    /// CPU capacity of each node.
+    #[arg(long, value_name = "QUANTITY", default_value = "32", value_parser = parse_quantity)]
+    pub cpu: String,
+
+    /// Memory capacity of each node.
+    #[arg(long, value_name = "QUANTITY", default_value = "256Gi", value_parser = parse_quantity)]
+    pub memory: String,
+
+    /// Ephemeral storage capacity of each node.
+    #[arg(long, value_name = "QUANTITY", default_value = "100Gi", value_parser = parse_quantity)]
+    pub ephemeral_storage: String,
+
+    /// Pods each node accepts.
+    #[arg(long, value_name = "N", default_value_t = 110)]
+    pub max_pods: u32,
+
+    /// How long a simulated pod sandbox takes to come up.
+    #[arg(long, value_name = "DURATION", default_value = "200ms", value_parser = parse_duration)]
+    pub pod_startup: Duration,
+
+    /// First CrashLoopBackOff delay (doubles per restart).
+    #[arg(long, value_name = "DURATION", default_value = "10s", value_parser = parse_duration)]
+    pub crashloop_backoff_initial: Duration,
+
+    /// Longest CrashLoopBackOff delay; the back-off resets after twice this much running.
+    #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
+    pub crashloop_backoff_max: Duration,
+}
+
+/// Container runtimes an agent can drive.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RuntimeKind {
+    /// containerd over CRI (not implemented yet).
+    Containerd,
+    /// Nothing runs; pods become Running after --pod-startup.
+    Simulated,
+}
+
+#[derive(Debug, Args)]
+pub struct AgentArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// The Node's name (default: this machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// The node's address (its InternalIP and its pods' hostIP).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub node_ip: IpAddr,
+
+    /// Directory for the agent's state (unused by the simulated runtime).
+    #[arg(long, value_name = "DIR", default_value = "/var/lib/navarch")]
+    pub data_dir: PathBuf,
+
+    /// The container runtime.
+    #[arg(long, value_enum, default_value = "containerd")]
+    pub runtime: RuntimeKind,
+
+    /// containerd's socket (for --runtime containerd).
+    #[arg(long, value_name = "URL")]
+    pub container_runtime_endpoint: Option<String>,
+
+    #[command(flatten)]
+    pub node: SimulatedNodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct SimulateArgs {
+    #[command(flatten)]
+    pub connect: ConnectArgs,
+
+    /// How many nodes to run.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub nodes: u32,
+
+    /// Node names are PREFIX0, PREFIX1, … (zero-padded to the same width).
+    #[arg(long, value_name = "PREFIX", default_value = "sim-")]
+    pub name_prefix: String,
+
+    /// On exit, delete the Nodes and their Leases (by default they stay and go NotReady).
+    #[arg(long)]
+    pub cleanup: bool,
+
+    #[command(flatten)]
+    pub node: SimulatedNodeArgs,
+}
+
+/// A Go-style duration: `200ms`, `10s`, `5m`.
+fn parse_duration(s: &str) -> Result<Duration, String> {
+    navarch_agent::duration::parse_duration(s)
+}
+
+/// A Kubernetes quantity such as `32`, `3500m`, `256Gi`, `1.5G`.
+fn parse_quantity(s: &str) -> Result<String, String> {
+    const SUFFIXES: &[&str] = &[
+        "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+    ];
+    let digits_end = s
+        .find(|c: char| !c.is_ascii_digit() && c != '.')
+        .unwrap_or(s.len());
+    let (number, suffix) = s.split_at(digits_end);
+    let valid = !number.is_empty()
+        && number.parse::<f64>().is_ok_and(|n| n > 0.0)
+        && SUFFIXES.contains(&suffix);
+    if valid {
+        Ok(s.to_string())
+    } else {
+        Err(format!("{s:?} is not a quantity such as 32, 500m or 256Gi"))
+    }
 }
 
 #[derive(Debug, Args)]
@@ -102,6 +249,7 @@ mod tests {
         argv.extend_from_slice(args);
         Cli::try_parse_from(argv).map(|cli| match cli.command {
             Command::Server(args) => args,
+            _ => unreachable!("parsed the server subcommand"),
         })
     }
 
@@ -143,5 +291,66 @@ mod tests {
     fn bad_ports_and_addresses_are_rejected() {
         assert!(parse(&["--secure-port", "70000"]).is_err());
         assert!(parse(&["--bind-address", "localhost:1"]).is_err());
+    }
+
+    fn parse_simulate(args: &[&str]) -> Result<SimulateArgs, clap::Error> {
+        let mut argv = vec!["navarch", "simulate"];
+        argv.extend_from_slice(args);
+        Cli::try_parse_from(argv).map(|cli| match cli.command {
+            Command::Simulate(args) => args,
+            _ => unreachable!("parsed the simulate subcommand"),
+        })
+    }
+
+    #[test]
+    fn simulate_defaults_follow_the_issue() {
+        let args = parse_simulate(&["--server", "https://x:6443", "--token", "t", "--nodes", "3"])
+            .unwrap();
+        assert_eq!(args.nodes, 3);
+        assert_eq!(args.name_prefix, "sim-");
+        assert_eq!(args.node.cpu, "32");
+        assert_eq!(args.node.memory, "256Gi");
+        assert_eq!(args.node.max_pods, 110);
+        assert_eq!(args.node.pod_startup, Duration::from_millis(200));
+        assert_eq!(args.node.crashloop_backoff_initial, Duration::from_secs(10));
+        assert_eq!(args.node.crashloop_backoff_max, Duration::from_secs(300));
+        assert!(!args.cleanup);
+    }
+
+    #[test]
+    fn simulate_needs_credentials_and_valid_values() {
+        assert!(parse_simulate(&["--nodes", "3"]).is_err());
+        assert!(parse_simulate(&["--kubeconfig", "k", "--nodes", "3"]).is_ok());
+        assert!(parse_simulate(&["--kubeconfig", "k", "--token", "t", "--nodes", "3"]).is_err());
+        assert!(parse_simulate(&["--kubeconfig", "k", "--nodes", "0"]).is_err());
+        assert!(
+            parse_simulate(&["--kubeconfig", "k", "--nodes", "1", "--memory", "lots"]).is_err()
+        );
+        assert!(
+            parse_simulate(&["--kubeconfig", "k", "--nodes", "1", "--pod-startup", "soon"])
+                .is_err()
+        );
+    }
+
+    #[test]
+    fn agent_runtime_defaults_to_containerd() {
+        let cli = Cli::try_parse_from(["navarch", "agent", "--kubeconfig", "k"]).unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("not the agent subcommand")
+        };
+        assert_eq!(args.runtime, RuntimeKind::Containerd);
+        let cli = Cli::try_parse_from([
+            "navarch",
+            "agent",
+            "--kubeconfig",
+            "k",
+            "--runtime",
+            "simulated",
+        ])
+        .unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("not the agent subcommand")
+        };
+        assert_eq!(args.runtime, RuntimeKind::Simulated);
     }
 }

@@ -2,6 +2,7 @@
 //! chosen component and turns failures into one `navarch: error: …` line and exit code 1.
 //! Everything else lives in the library crates.
 
+mod agent;
 mod cli;
 mod data_dir;
 mod datastore;
@@ -51,6 +52,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     signals::install(shutdown.clone())?;
     match cli.command {
         Command::Server(args) => server::run(args, shutdown).await,
+        Command::Agent(args) => agent::run_agent(args, shutdown).await,
+        Command::Simulate(args) => agent::run_simulate(args, shutdown).await,
     }
 }
 

@@ -1,0 +1,220 @@
+//! `navarch agent` and `navarch simulate`: build the client and the node settings from the
+//! flags and run a fleet ([`navarch_agent::fleet`]) of one node or of N simulated ones.
+//!
+//! Credentials: `--kubeconfig`, or `--server` + `--token` with the cluster CA from `--ca-file`.
+//! The agent turns the join token into its node's bearer token (`NAME.HMAC`, identity
+//! `system:node:NAME`); `simulate` acts for many nodes and sends the join token itself.
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{bail, Context};
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+use kube::Client;
+use navarch_agent::fleet::{self, FleetConfig, Progress};
+use navarch_agent::node::{self, NodeConfig, Timing};
+use navarch_agent::pod::backoff::BackoffConfig;
+use navarch_apiserver::JoinToken;
+use tokio_util::sync::CancellationToken;
+
+use crate::cli::{AgentArgs, ConnectArgs, RuntimeKind, SimulateArgs, SimulatedNodeArgs};
+
+/// Where `navarch server` keeps the CA by default, for agents on the same machine.
+const DEFAULT_CA_FILE: &str = "/var/lib/navarch/tls/ca.crt";
+
+pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    match args.runtime {
+        RuntimeKind::Simulated => {}
+        RuntimeKind::Containerd => {
+            bail!("the containerd runtime is not implemented yet; run with --runtime simulated")
+        }
+    }
+    let name = match args.node_name {
+        Some(name) => name,
+        None => hostname()?,
+    };
+    let client = connect(&args.connect, Some(&name)).await?;
+    let config = node_config(&name, args.node_ip, None, &args.node);
+    run_fleet(client, vec![config], &args.node, false, shutdown).await
+}
+
+pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let client = connect(&args.connect, None).await?;
+    let width = (args.nodes - 1).to_string().len();
+    let nodes = (0..args.nodes)
+        .map(|i| {
+            let name = format!("{}{:0width$}", args.name_prefix, i);
+            // Simulated addresses: 172.30.0.0/16, one per node.
+            let offset = i + 1;
+            let ip = Ipv4Addr::new(172, 30, (offset >> 8) as u8, (offset & 0xff) as u8);
+            node_config(&name, IpAddr::V4(ip), Some(i), &args.node)
+        })
+        .collect();
+    run_fleet(client, nodes, &args.node, args.cleanup, shutdown).await
+}
+
+async fn run_fleet(
+    client: Client,
+    nodes: Vec<NodeConfig>,
+    sim: &SimulatedNodeArgs,
+    cleanup: bool,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    let config = FleetConfig {
+        nodes,
+        sandbox_startup: sim.pod_startup,
+        backoff: BackoffConfig {
+            initial: sim.crashloop_backoff_initial,
+            max: sim.crashloop_backoff_max,
+        },
+        timing: Timing::default(),
+        cleanup,
+    };
+    let started = Instant::now();
+    let mut last_tenth = 0;
+    fleet::run(client, config, shutdown, |progress| {
+        let line = match progress {
+            Progress::Registering { registered, total } => {
+                // Every tenth of the way, to show progress without flooding.
+                let tenth = registered * 10 / total.max(1);
+                if registered == 0 || tenth == last_tenth || registered == total {
+                    return;
+                }
+                last_tenth = tenth;
+                format!("registered {registered}/{total} nodes")
+            }
+            Progress::Ready { total } => format!(
+                "{total} nodes ready in {:.2}s",
+                started.elapsed().as_secs_f64()
+            ),
+        };
+        let mut stdout = std::io::stdout().lock();
+        let _ = writeln!(stdout, "{line}").and_then(|()| stdout.flush());
+    })
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+fn node_config(name: &str, ip: IpAddr, index: Option<u32>, sim: &SimulatedNodeArgs) -> NodeConfig {
+    NodeConfig {
+        name: name.to_string(),
+        cpu: sim.cpu.clone(),
+        memory: sim.memory.clone(),
+        ephemeral_storage: sim.ephemeral_storage.clone(),
+        max_pods: sim.max_pods,
+        internal_ip: ip,
+        pod_cidr: index.map(node::pod_cidr_by_index),
+        labels: Default::default(),
+        control_plane: false,
+        kubelet_version: navarch_apiserver::version::VersionInfo::current().git_version,
+        runtime_version: fleet::simulated_runtime_version(),
+        kernel_version: std::fs::read_to_string("/proc/sys/kernel/osrelease")
+            .map(|s| s.trim().to_string())
+            .unwrap_or_default(),
+        os_image: "Navarch simulated node".to_string(),
+    }
+}
+
+fn hostname() -> anyhow::Result<String> {
+    let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .context("cannot read this machine's hostname; pass --node-name")?;
+    let name = name.trim().to_lowercase();
+    if name.is_empty() {
+        bail!("this machine has no hostname; pass --node-name");
+    }
+    Ok(name)
+}
+
+/// A client from `--kubeconfig`, or from `--server` and a bearer token: the node's token
+/// derived from the join token when `node` is given, the join token itself otherwise.
+async fn connect(args: &ConnectArgs, node: Option<&str>) -> anyhow::Result<Client> {
+    let kubeconfig = match (&args.kubeconfig, &args.server, &args.token) {
+        (Some(path), _, _) => Kubeconfig::read_from(path)
+            .with_context(|| format!("cannot read kubeconfig {}", path.display()))?,
+        (None, Some(server), Some(token)) => {
+            let join = JoinToken::new(token.trim());
+            let bearer = match node {
+                Some(name) => join.node_token(name),
+                None => join.secret().to_string(),
+            };
+            let ca_file = ca_file(args.ca_file.as_deref())?;
+            let ca = std::fs::read(&ca_file)
+                .with_context(|| format!("cannot read CA file {}", ca_file.display()))?;
+            Kubeconfig::from_yaml(&token_kubeconfig(server, &ca, &bearer))
+                .context("cannot build the client configuration")?
+        }
+        _ => bail!("pass --server and --token, or --kubeconfig"),
+    };
+    let config = kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default())
+        .await
+        .context("invalid client configuration")?;
+    Client::try_from(config).context("cannot create the API client")
+}
+
+fn ca_file(given: Option<&Path>) -> anyhow::Result<PathBuf> {
+    if let Some(path) = given {
+        return Ok(path.to_path_buf());
+    }
+    let default = PathBuf::from(DEFAULT_CA_FILE);
+    if default.is_file() {
+        return Ok(default);
+    }
+    bail!(
+        "--ca-file is required with --token: the server's DATA_DIR/tls/ca.crt (not found at {DEFAULT_CA_FILE})"
+    )
+}
+
+/// A kubeconfig with one cluster trusting `ca_pem` and one bearer-token user. Only a URL,
+/// base64 and the token (hex and DNS-name characters) are interpolated; the server URL is
+/// quoted.
+fn token_kubeconfig(server: &str, ca_pem: &[u8], token: &str) -> String {
+    let server = serde_json::to_string(server).unwrap_or_default();
+    let token = serde_json::to_string(token).unwrap_or_default();
+    format!(
+        "apiVersion: v1
+kind: Config
+clusters:
+- name: navarch
+  cluster:
+    server: {server}
+    certificate-authority-data: {ca}
+users:
+- name: node
+  user:
+    token: {token}
+contexts:
+- name: navarch
+  context:
+    cluster: navarch
+    user: node
+current-context: navarch
+",
+        ca = STANDARD.encode(ca_pem),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn token_kubeconfigs_parse() {
+        let text = token_kubeconfig("https://127.0.0.1:6443", b"CA", "n1.abcd");
+        let config = Kubeconfig::from_yaml(&text).unwrap();
+        assert_eq!(
+            config.clusters[0]
+                .cluster
+                .as_ref()
+                .unwrap()
+                .server
+                .as_deref(),
+            Some("https://127.0.0.1:6443")
+        );
+        assert_eq!(config.current_context.as_deref(), Some("navarch"));
+    }
+}
