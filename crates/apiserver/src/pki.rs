@@ -246,7 +246,7 @@ fn hostname() -> Option<String> {
 
 /// The source address the kernel would use for the default route. Connecting a UDP socket
 /// sends nothing; it only picks a route.
-fn default_route_address() -> Option<IpAddr> {
+pub(crate) fn default_route_address() -> Option<IpAddr> {
     let socket = UdpSocket::bind("0.0.0.0:0").ok()?;
     socket.connect("192.0.2.1:9").ok()?;
     let ip = socket.local_addr().ok()?.ip();

@@ -88,7 +88,7 @@ impl ApiServer {
         )
         .await?;
         resources
-            .bootstrap(local_addr.port())
+            .bootstrap(advertise_address(config.bind_address), local_addr.port())
             .await
             .map_err(|e| Error::Bootstrap(e.message().to_string()))?;
         let join_token = Arc::new(JoinToken::load_or_generate(
@@ -155,4 +155,13 @@ impl ApiServer {
             tracing::error!(error = %e, "serve loop panicked");
         }
     }
+}
+
+/// The address the `kubernetes` Service's endpoints advertise: the bind address when it is
+/// specific, else the address of the default route, else loopback.
+fn advertise_address(bind: IpAddr) -> IpAddr {
+    if !bind.is_unspecified() {
+        return bind;
+    }
+    crate::pki::default_route_address().unwrap_or(IpAddr::V4(std::net::Ipv4Addr::LOCALHOST))
 }

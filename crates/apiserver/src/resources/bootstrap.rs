@@ -59,9 +59,11 @@ impl ResourceApi {
         }
     }
 
-    /// Create the namespaces and the `kubernetes` Service every cluster has.
+    /// Create the namespaces and the `kubernetes` Service every cluster has, with the
+    /// Endpoints and EndpointSlice that point it at this server (`advertise`:`secure_port`).
     pub async fn bootstrap(
         self: &std::sync::Arc<Self>,
+        advertise: std::net::IpAddr,
         secure_port: u16,
     ) -> Result<(), StatusError> {
         self.resume_namespace_deletions();
@@ -94,6 +96,58 @@ impl ResourceApi {
                 },
             }),
         )
-        .await
+        .await?;
+        self.maintain_api_endpoints(advertise, secure_port).await
+    }
+
+    /// Point the `kubernetes` Service at this server: its Endpoints and EndpointSlice are
+    /// created, or rewritten when the address or port changed since the last start.
+    async fn maintain_api_endpoints(
+        &self,
+        ip: std::net::IpAddr,
+        port: u16,
+    ) -> Result<(), StatusError> {
+        let family = if ip.is_ipv4() { "IPv4" } else { "IPv6" };
+        let wanted = [
+            (
+                ("", "v1", "endpoints"),
+                json!({
+                    "metadata": {"name": "kubernetes", "labels": {"endpointslice.kubernetes.io/skip-mirror": "true"}},
+                    "subsets": [{
+                        "addresses": [{"ip": ip.to_string()}],
+                        "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                    }],
+                }),
+            ),
+            (
+                ("discovery.k8s.io", "v1", "endpointslices"),
+                json!({
+                    "metadata": {"name": "kubernetes", "labels": {"kubernetes.io/service-name": "kubernetes"}},
+                    "addressType": family,
+                    "endpoints": [{"addresses": [ip.to_string()], "conditions": {"ready": true}}],
+                    "ports": [{"name": "https", "port": port, "protocol": "TCP"}],
+                }),
+            ),
+        ];
+        for ((g, v, plural), obj) in wanted {
+            let def = self
+                .registry
+                .get(g, v, plural)
+                .ok_or_else(StatusError::path_not_found)?;
+            let key = def.key(Some("default"), "kubernetes");
+            if let (_, Some(kv)) = self.store.get(&key, None).await? {
+                let current = super::cache::decode_stored(&kv).unwrap_or_default();
+                let same = ["subsets", "endpoints", "ports", "addressType"]
+                    .iter()
+                    .all(|f| obj.get(*f).is_none() || current.get(*f) == obj.get(*f));
+                if same {
+                    continue;
+                }
+                // Stale address from an earlier start: replace the object.
+                let _ = self.store.delete(&key, Some(kv.mod_revision)).await;
+            }
+            self.ensure(g, v, plural, Some("default"), obj).await?;
+        }
+        Ok(())
     }
 }
