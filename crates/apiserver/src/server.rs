@@ -37,6 +37,7 @@ pub struct Config {
 #[derive(Debug)]
 pub struct ApiServer {
     state: AppState,
+    router: axum::Router,
     pki: Arc<Pki>,
     local_addr: SocketAddr,
     kubeconfig_path: PathBuf,
@@ -97,10 +98,11 @@ impl ApiServer {
         let state = AppState::new(store, shutdown.clone()).with_join_token(join_token.clone());
         // The socket is listening, so connections queue from now on; the accept loop marks
         // the server as serving before it takes the first one.
+        let router = router_with(state.clone(), resources.routes());
         let serving = tokio::spawn(serve::serve(
             listener,
             tls,
-            router_with(state.clone(), resources.routes()),
+            router.clone(),
             state.readiness.clone(),
             shutdown,
         ));
@@ -115,6 +117,7 @@ impl ApiServer {
 
         Ok(ApiServer {
             state,
+            router,
             pki,
             local_addr,
             kubeconfig_path,
@@ -141,6 +144,13 @@ impl ApiServer {
     /// The node join token (`DATA_DIR/node-token`).
     pub fn join_token(&self) -> &Arc<JoinToken> {
         &self.join_token
+    }
+
+    /// The complete router, for in-process callers (controllers, the scheduler and the agent
+    /// of the all-in-one binary call the API through it as a tower `Service`, without a
+    /// socket). Such callers insert their [`crate::AuthenticatedUser`] into each request.
+    pub fn router(&self) -> axum::Router {
+        self.router.clone()
     }
 
     /// The state shared by the handlers.
