@@ -11,12 +11,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 
 if [ "${1:-}" = "--nextest" ] && ! cargo nextest --version >/dev/null 2>&1; then
+  # From crates.io, which every machine of this project reaches.
   echo "installing cargo-nextest"
-  case "$(uname -m)" in
-    x86_64) target=linux ;;
-    aarch64) target=linux-arm ;;
-    *) echo "no prebuilt cargo-nextest for $(uname -m); run: cargo install cargo-nextest --locked" >&2; exit 1 ;;
-  esac
-  curl --proto '=https' --tlsv1.2 -LsSf "https://get.nexte.st/latest/$target" \
-    | tar zxf - -C "${CARGO_HOME:-$HOME/.cargo}/bin"
+  cargo install --locked cargo-nextest
 fi
