@@ -77,7 +77,7 @@ struct Fleet {
 
 impl Fleet {
     /// A pod was added or changed: hand it to its node's worker, starting one if needed.
-    fn apply(&self, pod: Pod) {
+    fn apply(&self, mut pod: Pod) {
         let Some(node_name) = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()) else {
             return;
         };
@@ -87,6 +87,8 @@ impl Fleet {
         let Some(uid) = pod.metadata.uid.clone() else {
             return;
         };
+        // Workers never read managed fields; thousands of pods are kept in memory.
+        pod.metadata.managed_fields = None;
         let pod = Arc::new(pod);
         let mut pods = node.pods();
         if let Some(handle) = pods.get(&uid) {

@@ -108,7 +108,7 @@ enum Progress {
 /// The worker of one pod.
 pub struct PodWorker {
     ctx: WorkerContext,
-    pod: Pod,
+    pod: Arc<Pod>,
     sandbox: Option<(String, PodSandboxConfig)>,
     sandbox_ready: bool,
     pod_ip: Option<IpAddr>,
@@ -137,7 +137,8 @@ fn container_id(runtime: &str, id: &str) -> String {
 }
 
 impl PodWorker {
-    pub fn new(ctx: WorkerContext, pod: Pod) -> Self {
+    pub fn new(ctx: WorkerContext, pod: impl Into<Arc<Pod>>) -> Self {
+        let pod = pod.into();
         let existing = pod.status.as_ref();
         let finished_before = existing
             .and_then(|s| s.phase.as_deref())
@@ -166,8 +167,8 @@ impl PodWorker {
     }
 
     /// A newer version of the pod from the API.
-    pub fn update(&mut self, pod: Pod) {
-        self.pod = pod;
+    pub fn update(&mut self, pod: impl Into<Arc<Pod>>) {
+        self.pod = pod.into();
     }
 
     fn spec(&self) -> PodSpec {
