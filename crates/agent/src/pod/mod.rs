@@ -195,3 +195,110 @@ async fn sleep_until(at: Option<Instant>) {
         None => std::future::pending().await,
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Mutex;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::clock::Clock;
+    use crate::pod::backoff::BackoffConfig;
+    use crate::runtime::simulated::{SimulatedConfig, SimulatedRuntime};
+    use crate::runtime::Runtime;
+
+    /// Records what the task asked of the API.
+    #[derive(Default)]
+    struct FakeApi {
+        actions: Mutex<Vec<String>>,
+    }
+
+    #[async_trait]
+    impl PodApi for FakeApi {
+        async fn write_status(&self, _: &Pod, status: &PodStatus) -> Result<(), kube::Error> {
+            let ready = status
+                .conditions
+                .iter()
+                .flatten()
+                .any(|c| c.type_ == "Ready" && c.status == "True");
+            self.actions.lock().unwrap().push(format!(
+                "status {} ready={ready}",
+                status.phase.as_deref().unwrap_or_default()
+            ));
+            Ok(())
+        }
+
+        async fn delete(&self, pod: &Pod) -> Result<(), kube::Error> {
+            self.actions.lock().unwrap().push(format!(
+                "delete uid={}",
+                pod.metadata.uid.as_deref().unwrap_or_default()
+            ));
+            Ok(())
+        }
+    }
+
+    fn pod() -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p", "namespace": "ns", "uid": "u-1"},
+            "spec": {"containers": [{"name": "app", "image": "busybox"}]},
+            "status": {"phase": "Pending", "qosClass": "BestEffort"},
+        }))
+        .unwrap()
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn a_pod_is_reported_once_running_then_terminated_and_deleted() {
+        let clock = Clock::new();
+        let runtime = SimulatedRuntime::new(
+            SimulatedConfig {
+                sandbox_startup: Duration::from_millis(200),
+                pod_cidr: "10.42.1.0/24".parse().unwrap(),
+            },
+            clock,
+        );
+        let ctx = WorkerContext {
+            runtime: Arc::new(runtime.clone()),
+            clock,
+            backoff: BackoffConfig::default(),
+            host_ip: "172.30.0.1".parse().unwrap(),
+        };
+        let api = Arc::new(FakeApi::default());
+        let (handle, receiver) = PodHandle::new(Arc::new(pod()));
+        let task = tokio::spawn(run(
+            ctx,
+            api.clone(),
+            receiver,
+            handle.poke.clone(),
+            CancellationToken::new(),
+        ));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        // Echoes of the pod (e.g. our own status write) cause no further writes.
+        handle.pod.send_replace(Some(Arc::new(pod())));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(*api.actions.lock().unwrap(), ["status Running ready=true"]);
+
+        let mut deleting = pod();
+        deleting.metadata.deletion_timestamp = Some(
+            k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(jiff::Timestamp::now()),
+        );
+        deleting.metadata.deletion_grace_period_seconds = Some(30);
+        handle.pod.send_replace(Some(Arc::new(deleting)));
+        tokio::time::sleep(Duration::from_secs(1)).await;
+        assert_eq!(
+            *api.actions.lock().unwrap(),
+            [
+                "status Running ready=true",
+                "status Succeeded ready=false",
+                "delete uid=u-1"
+            ]
+        );
+        // The API confirms the deletion: the task cleans up and ends.
+        handle.pod.send_replace(None);
+        tokio::time::timeout(Duration::from_secs(5), task)
+            .await
+            .unwrap()
+            .unwrap();
+        assert!(runtime.list_pod_sandboxes().await.unwrap().is_empty());
+    }
+}
