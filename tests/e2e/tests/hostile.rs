@@ -86,7 +86,11 @@ struct Answer {
 impl Harness {
     async fn start() -> Result<Harness> {
         let root = tempfile::tempdir()?;
-        let server = Server::start(&root.path().join("data"), &[])?;
+        // Without controllers nothing else writes, so the store revision must stand still.
+        let server = Server::start(
+            &root.path().join("data"),
+            &["--disable-controllers", "--disable-scheduler"],
+        )?;
         let kubeconfig = Kubeconfig::read_from(server.kubeconfig())?;
         let config =
             kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
