@@ -138,7 +138,9 @@ impl ResourceApi {
             }
             let grace = self.grace_period(def, &obj, opts);
             let now = meta::now_rfc3339();
-            if !finalizers.is_empty() {
+            // Either finalizers keep the object (202), or a pod terminates gracefully (200):
+            // both only mark it.
+            let marked = if !finalizers.is_empty() {
                 if !deleting {
                     meta::set(&mut obj, "deletionTimestamp", Value::String(now.clone()));
                     meta::set(
@@ -148,25 +150,10 @@ impl ResourceApi {
                     );
                 }
                 meta::set(&mut obj, "finalizers", json!(finalizers));
-                if obj == current || opts.dry_run {
-                    return Ok((StatusCode::ACCEPTED, obj));
-                }
-                match self
-                    .store
-                    .update(&key, encode_for_store(&obj), kv.mod_revision)
-                    .await
-                {
-                    Ok(s) => {
-                        set_rv(&mut obj, s.mod_revision);
-                        return Ok((StatusCode::ACCEPTED, obj));
-                    }
-                    Err(navarch_store::Error::Conflict { .. }) => continue,
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            if let Some(g) = grace.filter(|g| *g > 0) {
-                // Graceful: mark, the node agent stops the pod and deletes it with grace 0. A
-                // second delete may only shorten the period.
+                Some(StatusCode::ACCEPTED)
+            } else if let Some(g) = grace.filter(|g| *g > 0) {
+                // The node agent stops the pod and deletes it with grace 0. A second delete may
+                // only shorten the period.
                 let deadline = jiff::Timestamp::now().as_second() + g;
                 let stamp = jiff::Timestamp::from_second(deadline)
                     .map(|t| t.to_string())
@@ -179,8 +166,13 @@ impl ResourceApi {
                     meta::set(&mut obj, "deletionTimestamp", Value::String(stamp));
                     meta::set(&mut obj, "deletionGracePeriodSeconds", json!(g));
                 }
+                Some(StatusCode::OK)
+            } else {
+                None
+            };
+            if let Some(code) = marked {
                 if obj == current || opts.dry_run {
-                    return Ok((StatusCode::OK, obj));
+                    return Ok((code, obj));
                 }
                 match self
                     .store
@@ -189,7 +181,7 @@ impl ResourceApi {
                 {
                     Ok(s) => {
                         set_rv(&mut obj, s.mod_revision);
-                        return Ok((StatusCode::OK, obj));
+                        return Ok((code, obj));
                     }
                     Err(navarch_store::Error::Conflict { .. }) => continue,
                     Err(e) => return Err(e.into()),

@@ -362,36 +362,25 @@ impl ResourceApi {
             }
             let key = self.key_of(t, &name);
             // The last finalizer removed from a deleting object: it goes away now.
-            if meta::deletion_timestamp(&merged).is_some() && meta::finalizers(&merged).is_empty() {
-                match self.store.delete(&key, Some(kv.mod_revision)).await {
-                    Ok((_, rev)) => {
+            let remove =
+                meta::deletion_timestamp(&merged).is_some() && meta::finalizers(&merged).is_empty();
+            let written = if remove {
+                self.store
+                    .delete(&key, Some(kv.mod_revision))
+                    .await
+                    .map(|(_, rev)| rev)
+            } else {
+                self.store
+                    .update(&key, encode_for_store(&merged), kv.mod_revision)
+                    .await
+                    .map(|stored| stored.mod_revision)
+            };
+            match written {
+                Ok(rev) => {
+                    if remove {
                         self.after_delete(def, &merged).await;
-                        set_rv(&mut merged, rev);
-                        return Ok((merged, warnings));
                     }
-                    Err(navarch_store::Error::Conflict { .. })
-                        if client_rv.is_none() || patch.is_some() =>
-                    {
-                        continue
-                    }
-                    Err(navarch_store::Error::Conflict { .. }) => {
-                        return Err(StatusError::conflict(
-                            &def.gv.group,
-                            &def.plural,
-                            &name,
-                            StatusError::STALE_OBJECT,
-                        ))
-                    }
-                    Err(e) => return Err(e.into()),
-                }
-            }
-            match self
-                .store
-                .update(&key, encode_for_store(&merged), kv.mod_revision)
-                .await
-            {
-                Ok(stored) => {
-                    set_rv(&mut merged, stored.mod_revision);
+                    set_rv(&mut merged, rev);
                     return Ok((merged, warnings));
                 }
                 Err(navarch_store::Error::Conflict { .. })
