@@ -38,6 +38,21 @@ impl Column {
         )
     }
 
+    /// The wide-output `Containers` column of workloads (names of the template's containers).
+    pub fn containers(description: &str) -> Self {
+        Column::new("Containers", "string", "", 1, description)
+    }
+
+    /// The wide-output `Images` column of workloads.
+    pub fn images(description: &str) -> Self {
+        Column::new("Images", "string", "", 1, description)
+    }
+
+    /// The wide-output `Selector` column.
+    pub fn selector(description: &str) -> Self {
+        Column::new("Selector", "string", "", 1, description)
+    }
+
     /// The `Age` column (a human duration since creation).
     pub fn age() -> Self {
         Column::new(

@@ -121,27 +121,9 @@ impl KindOps for CronJobOps {
                 "When a job was last scheduled.",
             ),
             Column::age(),
-            Column::new(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of the template's containers.",
-            ),
-            Column::new(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images of the template's containers.",
-            ),
-            Column::new(
-                "Selector",
-                "string",
-                "",
-                1,
-                "The label selector of the job template.",
-            ),
+            Column::containers("Names of the template's containers."),
+            Column::images("Images of the template's containers."),
+            Column::selector("The label selector of the job template."),
         ]
     }
 

@@ -116,27 +116,9 @@ impl KindOps for DaemonSetOps {
                 "The template's node selector.",
             ),
             Column::age(),
-            Column::new(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of the template's containers.",
-            ),
-            Column::new(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images of the template's containers.",
-            ),
-            Column::new(
-                "Selector",
-                "string",
-                "",
-                1,
-                "The label selector for the daemon set's pods.",
-            ),
+            Column::containers("Names of the template's containers."),
+            Column::images("Images of the template's containers."),
+            Column::selector("The label selector for the daemon set's pods."),
         ]
     }
 

@@ -92,27 +92,9 @@ impl KindOps for DeploymentOps {
                 "Pods available for at least minReadySeconds.",
             ),
             Column::age(),
-            Column::new(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of the template's containers.",
-            ),
-            Column::new(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images of the template's containers.",
-            ),
-            Column::new(
-                "Selector",
-                "string",
-                "",
-                1,
-                "The label selector for the deployment's pods.",
-            ),
+            Column::containers("Names of the template's containers."),
+            Column::images("Images of the template's containers."),
+            Column::selector("The label selector for the deployment's pods."),
         ]
     }
 

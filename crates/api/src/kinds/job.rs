@@ -124,27 +124,9 @@ impl KindOps for JobOps {
                 "How long the job ran, or has been running.",
             ),
             Column::age(),
-            Column::new(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of the template's containers.",
-            ),
-            Column::new(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images of the template's containers.",
-            ),
-            Column::new(
-                "Selector",
-                "string",
-                "",
-                1,
-                "The label selector for the job's pods.",
-            ),
+            Column::containers("Names of the template's containers."),
+            Column::images("Images of the template's containers."),
+            Column::selector("The label selector for the job's pods."),
         ]
     }
 

@@ -83,21 +83,9 @@ pub fn replica_columns(selector_doc: &str) -> Vec<Column> {
             "Number of replicas that are ready.",
         ),
         Column::age(),
-        Column::new(
-            "Containers",
-            "string",
-            "",
-            1,
-            "Names of the template's containers.",
-        ),
-        Column::new(
-            "Images",
-            "string",
-            "",
-            1,
-            "Images of the template's containers.",
-        ),
-        Column::new("Selector", "string", "", 1, selector_doc),
+        Column::containers("Names of the template's containers."),
+        Column::images("Images of the template's containers."),
+        Column::selector(selector_doc),
     ]
 }
 

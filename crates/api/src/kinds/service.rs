@@ -227,13 +227,7 @@ impl KindOps for ServiceOps {
                 "Service ports, with node ports and protocols.",
             ),
             Column::age(),
-            Column::new(
-                "Selector",
-                "string",
-                "",
-                1,
-                "Labels of the pods traffic is sent to.",
-            ),
+            Column::selector("Labels of the pods traffic is sent to."),
         ]
     }
 

@@ -157,20 +157,8 @@ impl KindOps for StatefulSetOps {
                 "Ready pods out of desired replicas.",
             ),
             Column::age(),
-            Column::new(
-                "Containers",
-                "string",
-                "",
-                1,
-                "Names of the template's containers.",
-            ),
-            Column::new(
-                "Images",
-                "string",
-                "",
-                1,
-                "Images of the template's containers.",
-            ),
+            Column::containers("Names of the template's containers."),
+            Column::images("Images of the template's containers."),
         ]
     }
 
