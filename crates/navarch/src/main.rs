@@ -6,7 +6,6 @@ mod agent;
 mod cli;
 mod data_dir;
 mod datastore;
-#[allow(dead_code)] // wired to the controllers and scheduler as they land
 mod in_process;
 mod server;
 mod signals;

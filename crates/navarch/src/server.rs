@@ -44,6 +44,16 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         ready_ms = started.elapsed().as_millis() as u64,
         "ready"
     );
+    // Controller manager: the same public API, in-process, stopped by the same token.
+    let controllers = (!args.disable_controllers).then(|| {
+        let client = crate::in_process::client(
+            server.router(),
+            "system:kube-controller-manager",
+            &["system:masters"],
+        );
+        tokio::spawn(navarch_controllers::run(client, shutdown.clone()))
+    });
+
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", server.kubeconfig_path().display())
         .and_then(|()| stdout.flush())
@@ -51,6 +61,9 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
     drop(stdout);
 
     shutdown.cancelled().await;
+    if let Some(controllers) = controllers {
+        let _ = controllers.await;
+    }
     server.stopped().await;
     tracing::info!("stopped");
     Ok(())
