@@ -4,10 +4,12 @@
 //! and the ordered list of actions it takes) and the loop that performs the actions.
 //!
 //! - [`replicaset`]: pods for ReplicaSets, with expectations and slow-start creation.
+//! - [`gc`]: dependents of deleted ReplicaSets are deleted (background propagation).
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 
 pub mod error;
 pub mod expectations;
+pub mod gc;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -21,6 +23,7 @@ use tokio_util::sync::CancellationToken;
 pub async fn run(client: Client, shutdown: CancellationToken) {
     tokio::join!(
         replicaset::run(client.clone(), shutdown.clone()),
+        gc::run(client.clone(), shutdown.clone()),
         serviceaccount::run(client, shutdown),
     );
 }

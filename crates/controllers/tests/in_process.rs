@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodCondition, PodStatus, ServiceAccount};
-use kube::api::{Api, ListParams, Patch, PatchParams, PostParams};
+use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
 use navarch_apiserver::{ApiServer, AuthenticatedUser, Config};
 use navarch_store::sqlite::SqliteStore;
 use serde_json::json;
@@ -72,8 +72,27 @@ where
     }
 }
 
+fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
+    serde_json::from_value(json!({
+        "metadata": {"name": name},
+        "spec": {
+            "replicas": replicas,
+            "selector": {"matchLabels": {"app": name}},
+            "template": {
+                "metadata": {"labels": {"app": name}},
+                "spec": {"containers": [{"name": "c", "image": "busybox"}]}
+            }
+        }
+    }))
+    .unwrap()
+}
+
 async fn active_pods(pods: &Api<Pod>) -> Vec<Pod> {
-    pods.list(&ListParams::default().labels("app=web"))
+    active_pods_of(pods, "web").await
+}
+
+async fn active_pods_of(pods: &Api<Pod>, app: &str) -> Vec<Pod> {
+    pods.list(&ListParams::default().labels(&format!("app={app}")))
         .await
         .unwrap()
         .items
@@ -168,6 +187,40 @@ async fn replicaset_creates_scales_and_reports_ready_pods() {
     .await;
     assert_eq!(left[0].metadata.name.as_deref(), Some(name.as_str()));
 
+    cluster.shutdown.cancel();
+}
+
+#[tokio::test]
+async fn deleting_a_replicaset_deletes_its_pods_in_background_and_foreground() {
+    let cluster = start().await;
+    let sets: Api<ReplicaSet> = Api::namespaced(cluster.client.clone(), "default");
+    let pods: Api<Pod> = Api::namespaced(cluster.client.clone(), "default");
+    for (name, params) in [
+        ("bg", DeleteParams::background()),
+        ("fg", DeleteParams::foreground()),
+    ] {
+        sets.create(&PostParams::default(), &replicaset(name, 2))
+            .await
+            .unwrap();
+        eventually(name, || async {
+            (active_pods_of(&pods, name).await.len() == 2).then_some(())
+        })
+        .await;
+        sets.delete(name, &params).await.unwrap();
+        eventually(&format!("{name} pods gone"), || async {
+            let left = pods
+                .list(&ListParams::default().labels(&format!("app={name}")))
+                .await
+                .unwrap()
+                .items;
+            left.is_empty().then_some(())
+        })
+        .await;
+        eventually(&format!("{name} gone"), || async {
+            sets.get_opt(name).await.unwrap().is_none().then_some(())
+        })
+        .await;
+    }
     cluster.shutdown.cancel();
 }
 

@@ -174,6 +174,33 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Requeue> {
                 .await;
                 results.into_iter().collect::<Result<Vec<_>>>()?;
             }
+            Action::DeleteDependents { pods: names } => {
+                let background = DeleteParams::background();
+                for n in &names {
+                    ignore_gone(pod_api.delete(n, &background).await.map(|_| ()))?;
+                }
+                // Pod deletions trigger another sync that removes the finalizer.
+            }
+            Action::RemoveForegroundFinalizer => {
+                let finalizers: Vec<&String> = rs
+                    .metadata
+                    .finalizers
+                    .iter()
+                    .flatten()
+                    .filter(|f| *f != plan::FOREGROUND_DELETION)
+                    .collect();
+                let patch = json!({"metadata": {
+                    "finalizers": finalizers,
+                    "resourceVersion": rs.metadata.resource_version,
+                }});
+                ignore_gone(
+                    Api::<ReplicaSet>::namespaced(ctx.client.clone(), &ns)
+                        .patch(&name, &PatchParams::default(), &Patch::Merge(patch))
+                        .await
+                        .map(|_| ()),
+                )?;
+                ctx.expectations.forget(&key);
+            }
             Action::UpdateStatus { status } => {
                 let mut updated = (*rs).clone();
                 updated.status = Some(status);

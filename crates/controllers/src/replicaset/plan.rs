@@ -12,6 +12,9 @@ use kube::core::{Selector, SelectorExt};
 
 use crate::pods;
 
+/// The finalizer the API server sets for `propagationPolicy: Foreground`.
+pub const FOREGROUND_DELETION: &str = "foregroundDeletion";
+
 /// Upstream's cap on creations or deletions in one sync (`burstReplicas`).
 pub const BURST_REPLICAS: usize = 500;
 
@@ -26,6 +29,11 @@ pub enum Action {
     Create { count: usize },
     /// Delete these pods, worst-ranked first.
     Delete { pods: Vec<String> },
+    /// Foreground deletion of the ReplicaSet: delete these dependents first.
+    DeleteDependents { pods: Vec<String> },
+    /// Foreground deletion with no dependents left: drop the `foregroundDeletion` finalizer
+    /// so that the API server removes the ReplicaSet.
+    RemoveForegroundFinalizer,
     /// Write `status` through the status subresource.
     UpdateStatus { status: ReplicaSetStatus },
 }
@@ -97,6 +105,34 @@ pub fn plan(rs: &ReplicaSet, pods: &[Pod], expectations_satisfied: bool, now: Ti
                     .map(|p| p.metadata.name.clone().unwrap_or_default())
                     .collect(),
             });
+        }
+    }
+
+    let foreground = rs
+        .metadata
+        .finalizers
+        .iter()
+        .flatten()
+        .any(|f| f == FOREGROUND_DELETION);
+    if rs_deleting && foreground {
+        // Owned by uid, whether or not the labels still match: the GC follows ownerReferences.
+        let dependents: Vec<&Pod> = pods
+            .iter()
+            .filter(|p| pods::controller_uid(p) == Some(uid))
+            .collect();
+        let live: Vec<String> = dependents
+            .iter()
+            .filter(|p| p.metadata.deletion_timestamp.is_none())
+            .map(|p| p.metadata.name.clone().unwrap_or_default())
+            .collect();
+        if !live.is_empty() {
+            actions.push(Action::DeleteDependents { pods: live });
+        } else if dependents.is_empty() {
+            actions.push(Action::RemoveForegroundFinalizer);
+            return Plan {
+                actions,
+                requeue_after: None,
+            };
         }
     }
 
@@ -440,6 +476,28 @@ mod tests {
         };
         set.status = Some(status.clone());
         assert_eq!(plan(&set, &pods, true, now()), Plan::default());
+    }
+
+    #[test]
+    fn foreground_deletion_deletes_dependents_then_drops_the_finalizer() {
+        let mut set = rs(2);
+        set.metadata.deletion_timestamp = Some(Time(now()));
+        set.metadata.finalizers = Some(vec![FOREGROUND_DELETION.into()]);
+        let mut going = pod("b", Some("rs-uid"), 1);
+        going.metadata.deletion_timestamp = Some(Time(now()));
+        let pods = [pod("a", Some("rs-uid"), 1), going.clone()];
+        assert_eq!(
+            kinds(&plan(&set, &pods, true, now())),
+            vec![Action::DeleteDependents {
+                pods: vec!["a".into()]
+            }]
+        );
+        // Still terminating: wait.
+        assert!(kinds(&plan(&set, &[going], true, now())).is_empty());
+        assert_eq!(
+            plan(&set, &[], true, now()).actions,
+            vec![Action::RemoveForegroundFinalizer]
+        );
     }
 
     #[test]
