@@ -3,10 +3,12 @@
 //! shutdown; each controller splits into a pure planning function (unit-tested with fixtures
 //! and the ordered list of actions it takes) and the loop that performs the actions.
 //!
+//! - [`deployment`]: rollout arithmetic and template hashing (the loop is still to come).
 //! - [`replicaset`]: pods for ReplicaSets, with expectations and slow-start creation.
 //! - [`gc`]: dependents of deleted ReplicaSets are deleted (background propagation).
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 
+pub mod deployment;
 pub mod error;
 pub mod expectations;
 pub mod gc;
