@@ -1,3 +1,26 @@
-//! The scheduler: a queue and a framework of filter/score/bind plugins over an in-memory node
-//! snapshot, binding through `pods/binding`. Lands with its own issue; this crate holds the
-//! layering place.
+//! The scheduler: places pods without `spec.nodeName` on nodes, with kube-scheduler's decisions.
+//!
+//! Where to start:
+//! - [`framework`]: the extension points (pre-filter, filter, post-filter, pre-score, score with
+//!   normalize, reserve, bind) as one small trait each, and [`Status`] results.
+//! - [`cycle::schedule`]: one pure scheduling cycle over a [`Snapshot`]; it picks a node or
+//!   explains, upstream-style, why none fits ([`FitError`]).
+//! - [`plugins`]: the in-tree plugins, one module each, and [`plugins::default_framework`].
+//! - [`queue::SchedulingQueue`]: active, backoff and unschedulable pods (pure, clock passed in).
+//!
+//! The framework is written here rather than taken from a crate: none exists for Rust.
+
+pub mod cycle;
+mod error;
+pub mod framework;
+pub mod plugins;
+pub mod queue;
+pub mod resources;
+pub mod snapshot;
+mod status;
+
+pub use cycle::{schedule, FitError, ScheduleResult};
+pub use error::{Error, Result};
+pub use framework::Framework;
+pub use snapshot::{NodeInfo, PodInfo, Snapshot};
+pub use status::{Code, Status};

@@ -1,0 +1,325 @@
+//! One scheduling cycle, pure: pre-filter, filter every node, post-filter when none fits,
+//! pre-score, score, normalize, weight, pick the best node. The caller assumes, reserves, binds.
+
+use std::collections::BTreeMap;
+use std::fmt;
+
+use k8s_openapi::api::core::v1::Pod;
+
+use crate::framework::{CycleState, Framework};
+use crate::snapshot::{NodeInfo, Snapshot};
+use crate::status::{Code, Status};
+
+/// A node was chosen.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ScheduleResult {
+    pub node: String,
+    /// Nodes filtered (all of them, today).
+    pub evaluated: usize,
+    /// Nodes that passed every filter.
+    pub feasible: usize,
+}
+
+/// No node was chosen: why, per node, in upstream's message form via `Display`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct FitError {
+    pub num_nodes: usize,
+    /// Set when a pre-filter rejected the pod for every node.
+    pub pre_filter: Option<Status>,
+    /// The rejecting status of each node that was filtered out.
+    pub node_statuses: Vec<(String, Status)>,
+    pub post_filter_msg: Option<String>,
+    pub nominated_node: Option<String>,
+    /// A plugin failed (not "does not fit"): the pod is retried with backoff.
+    pub internal: Option<Status>,
+}
+
+impl fmt::Display for FitError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if let Some(s) = &self.internal {
+            return write!(f, "running {} plugin: {}", s.plugin, s.reasons.join(", "));
+        }
+        if self.num_nodes == 0 {
+            return f.write_str("no nodes available to schedule pods");
+        }
+        write!(f, "0/{} nodes are available:", self.num_nodes)?;
+        match &self.pre_filter {
+            Some(s) => write!(f, " {}.", s.reasons.join(", "))?,
+            None => {
+                let mut histogram: BTreeMap<&str, usize> = BTreeMap::new();
+                for (_, s) in &self.node_statuses {
+                    for r in &s.reasons {
+                        *histogram.entry(r).or_default() += 1;
+                    }
+                }
+                let mut parts: Vec<String> = histogram
+                    .into_iter()
+                    .map(|(reason, n)| format!("{n} {reason}"))
+                    .collect();
+                parts.sort();
+                if !parts.is_empty() {
+                    write!(f, " {}.", parts.join(", "))?;
+                }
+            }
+        }
+        if let Some(m) = &self.post_filter_msg {
+            write!(f, " {m}.")?;
+        }
+        Ok(())
+    }
+}
+
+impl std::error::Error for FitError {}
+
+/// Schedules `pod` on the nodes of `snapshot`. Ties between the best nodes are broken by
+/// `tie_break` modulo their number (the caller passes a random or rotating value).
+pub fn schedule(
+    framework: &Framework,
+    snapshot: &Snapshot,
+    pod: &Pod,
+    tie_break: usize,
+) -> Result<ScheduleResult, Box<FitError>> {
+    let mut state = CycleState::default();
+    let num_nodes = snapshot.nodes().len();
+    let fail = |e: FitError| Err(Box::new(FitError { num_nodes, ..e }));
+
+    if num_nodes == 0 {
+        return fail(FitError::default());
+    }
+    let s = framework.run_pre_filter(&mut state, pod, snapshot);
+    if s.code == Code::Error {
+        return fail(FitError {
+            internal: Some(s),
+            ..Default::default()
+        });
+    }
+    if !s.is_success() {
+        return fail(FitError {
+            pre_filter: Some(s),
+            ..Default::default()
+        });
+    }
+
+    let mut feasible: Vec<&NodeInfo> = Vec::new();
+    let mut rejected: Vec<(String, Status)> = Vec::new();
+    for node in snapshot.nodes() {
+        let s = framework.run_filter(&state, pod, node);
+        match s.code {
+            Code::Success => feasible.push(node),
+            Code::Error => {
+                return fail(FitError {
+                    internal: Some(s),
+                    ..Default::default()
+                })
+            }
+            _ => rejected.push((node.name.clone(), s)),
+        }
+    }
+
+    if feasible.is_empty() {
+        let mut err = FitError {
+            node_statuses: rejected,
+            ..Default::default()
+        };
+        for p in &framework.post_filter {
+            let (nominated, s) = p.post_filter(&state, pod, snapshot, &err.node_statuses);
+            if s.is_success() {
+                err.nominated_node = nominated;
+                break;
+            }
+            if !s.reasons.is_empty() {
+                err.post_filter_msg = Some(s.reasons.join(", "));
+            }
+        }
+        return fail(err);
+    }
+    let evaluated = num_nodes;
+    if feasible.len() == 1 {
+        return Ok(ScheduleResult {
+            node: feasible[0].name.clone(),
+            evaluated,
+            feasible: 1,
+        });
+    }
+
+    match prioritize(framework, &mut state, pod, &feasible) {
+        Ok(totals) => {
+            let best = totals.iter().copied().max().unwrap_or(0);
+            let top: Vec<usize> = (0..totals.len()).filter(|i| totals[*i] == best).collect();
+            let chosen = top[tie_break % top.len()];
+            Ok(ScheduleResult {
+                node: feasible[chosen].name.clone(),
+                evaluated,
+                feasible: feasible.len(),
+            })
+        }
+        Err(s) => fail(FitError {
+            internal: Some(s),
+            ..Default::default()
+        }),
+    }
+}
+
+/// Weighted, normalized score totals of `nodes`, in their order.
+pub fn prioritize(
+    framework: &Framework,
+    state: &mut CycleState,
+    pod: &Pod,
+    nodes: &[&NodeInfo],
+) -> Result<Vec<i64>, Status> {
+    for p in &framework.pre_score {
+        let s = p.pre_score(state, pod, nodes);
+        if s.code == Code::Error {
+            return Err(s.with_plugin(p.name()));
+        }
+    }
+    let mut totals = vec![0i64; nodes.len()];
+    let mut scores = vec![0i64; nodes.len()];
+    for (p, weight) in &framework.score {
+        for (i, n) in nodes.iter().enumerate() {
+            scores[i] = p
+                .score(state, pod, n)
+                .map_err(|s| s.with_plugin(p.name()))?;
+        }
+        let s = p.normalize(state, pod, &mut scores);
+        if !s.is_success() {
+            return Err(s.with_plugin(p.name()));
+        }
+        for (t, s) in totals.iter_mut().zip(&scores) {
+            *t += s * weight;
+        }
+    }
+    Ok(totals)
+}
+
+#[cfg(test)]
+mod tests {
+    use std::sync::Arc;
+
+    use serde_json::json;
+
+    use super::*;
+    use crate::plugins::default_framework;
+    use crate::snapshot::testing::*;
+
+    fn snapshot(nodes: Vec<k8s_openapi::api::core::v1::Node>) -> Snapshot {
+        let mut s = Snapshot::new();
+        for n in nodes {
+            s.upsert_node(Arc::new(n));
+        }
+        s
+    }
+
+    #[test]
+    fn message_counts_reasons_per_node_in_upstream_form() {
+        let s = snapshot(vec![
+            node("a", "1", "1Gi", json!({})),
+            node(
+                "b",
+                "4",
+                "1Gi",
+                json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}),
+            ),
+            node(
+                "c",
+                "4",
+                "1Gi",
+                json!({"spec": {"taints": [{"key": "dedicated", "value": "gpu", "effect": "NoSchedule"}]}}),
+            ),
+        ]);
+        let err =
+            schedule(&default_framework(), &s, &pod_requesting("p", "2", "0"), 0).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}."
+        );
+    }
+
+    #[test]
+    fn several_reasons_on_one_node_each_count() {
+        let s = snapshot(vec![node("a", "1", "1Gi", json!({}))]);
+        let err = schedule(
+            &default_framework(),
+            &s,
+            &pod_requesting("p", "2", "2Gi"),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
+        );
+    }
+
+    #[test]
+    fn no_nodes_says_so() {
+        let err = schedule(
+            &default_framework(),
+            &Snapshot::new(),
+            &pod("p", json!({})),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.to_string(), "no nodes available to schedule pods");
+    }
+
+    #[test]
+    fn least_allocated_node_wins_and_assumed_pods_count() {
+        let mut s = snapshot(vec![
+            node("a", "4", "8Gi", json!({})),
+            node("b", "4", "8Gi", json!({})),
+        ]);
+        s.assume(Arc::new(pod_requesting("busy", "3", "6Gi")), "a");
+        let r = schedule(
+            &default_framework(),
+            &s,
+            &pod_requesting("p", "1", "1Gi"),
+            0,
+        )
+        .unwrap();
+        assert_eq!(r.node, "b");
+        assert_eq!((r.evaluated, r.feasible), (2, 2));
+    }
+
+    #[test]
+    fn score_order_golden() {
+        // Golden ordering of default-profile totals for a small, mixed cluster.
+        let s = snapshot(vec![
+            node("empty", "4", "8Gi", json!({})),
+            node("half", "4", "8Gi", json!({})),
+            node(
+                "preferred",
+                "4",
+                "8Gi",
+                json!({"metadata": {"labels": {"disk": "ssd"}}}),
+            ),
+            node(
+                "soft-taint",
+                "4",
+                "8Gi",
+                json!({"spec": {"taints": [{"key": "k", "effect": "PreferNoSchedule"}]}}),
+            ),
+        ]);
+        let mut s = s;
+        s.assume(Arc::new(pod_requesting("x", "2", "4Gi")), "half");
+        let p = pod(
+            "p",
+            json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": "1", "memory": "2Gi"}}}],
+                   "affinity": {"nodeAffinity": {"preferredDuringSchedulingIgnoredDuringExecution": [
+                       {"weight": 10, "preference": {"matchExpressions": [{"key": "disk", "operator": "In", "values": ["ssd"]}]}}]}}}),
+        );
+        let fw = default_framework();
+        let nodes: Vec<&NodeInfo> = s.nodes().iter().collect();
+        let totals = prioritize(&fw, &mut CycleState::default(), &p, &nodes).unwrap();
+        let named: Vec<(&str, i64)> = nodes.iter().map(|n| n.name.as_str()).zip(totals).collect();
+        assert_eq!(
+            named,
+            vec![
+                ("empty", 475),
+                ("half", 425),
+                ("preferred", 675),
+                ("soft-taint", 175)
+            ]
+        );
+    }
+}

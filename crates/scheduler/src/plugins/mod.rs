@@ -1,0 +1,39 @@
+//! The in-tree plugins, one module each with a `NAME`, a constructor and table-driven tests,
+//! and the default profile that wires them with upstream's default score weights.
+
+pub mod balanced_allocation;
+pub mod node_affinity;
+pub mod node_name;
+pub mod node_ports;
+pub mod node_resources_fit;
+pub mod node_unschedulable;
+pub mod priority_sort;
+pub mod taint_toleration;
+
+use std::sync::Arc;
+
+use crate::framework::Framework;
+
+/// The default profile: filters in upstream's order; weights TaintToleration 3, NodeAffinity 2,
+/// NodeResourcesFit 1, NodeResourcesBalancedAllocation 1.
+pub fn default_framework() -> Framework {
+    let unschedulable = Arc::new(node_unschedulable::NodeUnschedulable::new());
+    let name = Arc::new(node_name::NodeName::new());
+    let taints = Arc::new(taint_toleration::TaintToleration::new());
+    let affinity = Arc::new(node_affinity::NodeAffinity::new());
+    let ports = Arc::new(node_ports::NodePorts::new());
+    let fit = Arc::new(node_resources_fit::NodeResourcesFit::new());
+    let balanced = Arc::new(balanced_allocation::BalancedAllocation::new());
+    let mut fw = Framework::new(Arc::new(priority_sort::PrioritySort::new()));
+    fw.pre_filter = vec![fit.clone()];
+    fw.filter = vec![
+        unschedulable,
+        name,
+        taints.clone(),
+        affinity.clone(),
+        ports,
+        fit.clone(),
+    ];
+    fw.score = vec![(taints, 3), (affinity, 2), (fit, 1), (balanced, 1)];
+    fw
+}
