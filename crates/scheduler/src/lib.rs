@@ -7,6 +7,7 @@
 //!   explains, upstream-style, why none fits ([`FitError`]).
 //! - [`plugins`]: the in-tree plugins, one module each, and [`plugins::default_framework`].
 //! - [`queue::SchedulingQueue`]: active, backoff and unschedulable pods (pure, clock passed in).
+//! - [`Scheduler::run`]: the I/O loop — watches, assumed pods, binding, status feedback.
 //!
 //! The framework is written here rather than taken from a crate: none exists for Rust.
 
@@ -16,11 +17,13 @@ pub mod framework;
 pub mod plugins;
 pub mod queue;
 pub mod resources;
+mod runtime;
 pub mod snapshot;
 mod status;
 
 pub use cycle::{schedule, FitError, ScheduleResult};
 pub use error::{Error, Result};
 pub use framework::Framework;
+pub use runtime::{Scheduler, DEFAULT_SCHEDULER_NAME};
 pub use snapshot::{NodeInfo, PodInfo, Snapshot};
 pub use status::{Code, Status};

@@ -1,3 +1,331 @@
-//! placeholder
+//! The scheduler's I/O loop: watches nodes and pods into the [`Snapshot`] and the
+//! [`SchedulingQueue`], runs one pure cycle per pod, assumes the result so the next pod is
+//! scheduled while the binding is in flight, binds through `pods/binding`, and on failure rolls
+//! the assumption back and requeues. Unschedulable pods get the `PodScheduled=False` condition.
+
+use std::collections::HashSet;
+use std::sync::Arc;
+use std::time::Duration;
+
+use futures::{FutureExt, StreamExt};
+use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
+use kube::api::{Api, Patch, PatchParams, PostParams};
+use kube::runtime::watcher;
+use tokio::sync::mpsc;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+
+use crate::cycle::schedule;
+use crate::framework::Framework;
+use crate::queue::{QueuedPod, SchedulingQueue};
+use crate::snapshot::{pod_key, Snapshot};
+use crate::{Error, Result};
+
+/// Pods naming this scheduler (or none) are ours.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
-pub struct Scheduler;
+/// How often parked unschedulable pods are checked against the periodic-retry bound.
+const FLUSH_INTERVAL: Duration = Duration::from_secs(30);
+
+enum Event {
+    Node(Box<watcher::Result<watcher::Event<Node>>>),
+    Pod(Box<watcher::Result<watcher::Event<Pod>>>),
+}
+
+struct BindOutcome {
+    key: String,
+    result: Result<()>,
+}
+
+/// A scheduler profile bound to a name; [`Scheduler::run`] drives it against an API server.
+pub struct Scheduler {
+    framework: Framework,
+    name: String,
+    snapshot: Snapshot,
+    queue: SchedulingQueue,
+    nodes_seen: Option<HashSet<String>>,
+    pods_seen: Option<HashSet<String>>,
+    cycles: usize,
+}
+
+impl Scheduler {
+    pub fn new(framework: Framework) -> Self {
+        Scheduler {
+            queue: SchedulingQueue::new(framework.queue_sort.clone()),
+            framework,
+            name: DEFAULT_SCHEDULER_NAME.to_string(),
+            snapshot: Snapshot::new(),
+            nodes_seen: None,
+            pods_seen: None,
+            cycles: 0,
+        }
+    }
+
+    /// Schedules until `cancel` fires. Watch failures are retried by the watchers themselves.
+    pub async fn run(mut self, client: kube::Client, cancel: CancellationToken) {
+        let nodes = watcher(Api::<Node>::all(client.clone()), watcher::Config::default())
+            .map(|e| Event::Node(Box::new(e)))
+            .boxed();
+        let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
+            .map(|e| Event::Pod(Box::new(e)))
+            .boxed();
+        let mut events = futures::stream::select(nodes, pods);
+        let (bound_tx, mut bound_rx) = mpsc::channel::<BindOutcome>(1024);
+        let mut flush = tokio::time::interval(FLUSH_INTERVAL);
+        loop {
+            if cancel.is_cancelled() {
+                break;
+            }
+            // Take in everything already observed before deciding.
+            while let Some(Some(ev)) = events.next().now_or_never() {
+                self.handle(ev);
+            }
+            while let Ok(outcome) = bound_rx.try_recv() {
+                self.bound(outcome);
+            }
+            let now = Instant::now().into_std();
+            self.queue.flush_backoff(now);
+            if let Some(info) = self.queue.pop(now) {
+                self.schedule_one(info, &client, &bound_tx);
+                tokio::task::yield_now().await;
+                continue;
+            }
+            let wake = self
+                .queue
+                .next_backoff_deadline()
+                .map(Instant::from_std)
+                .unwrap_or_else(|| Instant::now() + FLUSH_INTERVAL);
+            tokio::select! {
+                _ = cancel.cancelled() => break,
+                Some(ev) = events.next() => self.handle(ev),
+                Some(outcome) = bound_rx.recv() => self.bound(outcome),
+                _ = tokio::time::sleep_until(wake) => {}
+                _ = flush.tick() => self.queue.flush_unschedulable(Instant::now().into_std()),
+            }
+        }
+    }
+
+    fn is_ours(&self, pod: &Pod) -> bool {
+        let name = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.scheduler_name.as_deref())
+            .unwrap_or_default();
+        name.is_empty() || name == self.name
+    }
+
+    fn handle(&mut self, ev: Event) {
+        match ev {
+            Event::Node(ev) => match *ev {
+                Ok(ev) => self.node_event(ev),
+                Err(e) => tracing::warn!(error = %e, "node watch failed; retrying"),
+            },
+            Event::Pod(ev) => match *ev {
+                Ok(ev) => self.pod_event(ev),
+                Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
+            },
+        }
+    }
+
+    fn node_event(&mut self, ev: watcher::Event<Node>) {
+        let now = Instant::now().into_std();
+        match ev {
+            watcher::Event::Init => self.nodes_seen = Some(HashSet::new()),
+            watcher::Event::InitApply(n) | watcher::Event::Apply(n) => {
+                if let Some(seen) = self.nodes_seen.as_mut() {
+                    seen.insert(n.metadata.name.clone().unwrap_or_default());
+                }
+                self.snapshot.upsert_node(Arc::new(n));
+                self.queue.move_all_to_active_or_backoff(now);
+            }
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.nodes_seen.take() {
+                    self.snapshot.retain_nodes(&seen);
+                }
+            }
+            watcher::Event::Delete(n) => {
+                self.snapshot
+                    .remove_node(n.metadata.name.as_deref().unwrap_or_default());
+            }
+        }
+    }
+
+    fn pod_event(&mut self, ev: watcher::Event<Pod>) {
+        let now = Instant::now().into_std();
+        match ev {
+            watcher::Event::Init => self.pods_seen = Some(HashSet::new()),
+            watcher::Event::InitApply(p) | watcher::Event::Apply(p) => {
+                if let Some(seen) = self.pods_seen.as_mut() {
+                    seen.insert(pod_key(&p));
+                }
+                self.pod_changed(p, now);
+            }
+            watcher::Event::InitDone => {
+                if let Some(seen) = self.pods_seen.take() {
+                    self.snapshot.retain_pods(&seen);
+                }
+            }
+            watcher::Event::Delete(p) => {
+                let key = pod_key(&p);
+                self.queue.delete(&key);
+                if self.snapshot.remove_pod(&key).is_some() {
+                    self.queue.move_all_to_active_or_backoff(now);
+                }
+            }
+        }
+    }
+
+    fn pod_changed(&mut self, pod: Pod, now: std::time::Instant) {
+        let key = pod_key(&pod);
+        let finished = matches!(
+            pod.status.as_ref().and_then(|s| s.phase.as_deref()),
+            Some("Succeeded" | "Failed")
+        );
+        let bound = pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.node_name.as_deref())
+            .is_some_and(|n| !n.is_empty());
+        if finished {
+            self.queue.delete(&key);
+            if self.snapshot.remove_pod(&key).is_some() {
+                self.queue.move_all_to_active_or_backoff(now);
+            }
+        } else if bound {
+            self.queue.delete(&key);
+            self.snapshot.upsert_bound_pod(Arc::new(pod));
+        } else if self.is_ours(&pod)
+            && pod.metadata.deletion_timestamp.is_none()
+            && !self.snapshot.is_assumed(&key)
+        {
+            self.queue.add(Arc::new(pod), now);
+        }
+    }
+
+    fn schedule_one(
+        &mut self,
+        info: QueuedPod,
+        client: &kube::Client,
+        bound_tx: &mpsc::Sender<BindOutcome>,
+    ) {
+        self.cycles = self.cycles.wrapping_add(1);
+        let pod = info.pod.clone();
+        let span = tracing::debug_span!("scheduling cycle", pod.name = %info.key);
+        let _enter = span.enter();
+        match schedule(&self.framework, &self.snapshot, &pod, self.cycles) {
+            Ok(result) => {
+                tracing::debug!(node.name = %result.node, feasible = result.feasible, "assumed");
+                self.snapshot.assume(pod.clone(), &result.node);
+                let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));
+                let tx = bound_tx.clone();
+                let key = info.key;
+                tokio::spawn(async move {
+                    let result = bind(&api, &pod, &result.node).await;
+                    let _ = tx.send(BindOutcome { key, result }).await;
+                });
+            }
+            Err(fit) => {
+                let now = Instant::now().into_std();
+                let message = fit.to_string();
+                tracing::debug!(%message, "unschedulable");
+                if fit.internal.is_some() {
+                    self.queue.retry_after_error(&info.key, now);
+                } else {
+                    self.queue.unschedulable(&info.key, now);
+                }
+                if needs_condition(&pod, &message) {
+                    let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));
+                    tokio::spawn(async move {
+                        if let Err(e) = mark_unschedulable(&api, &pod, &message).await {
+                            tracing::debug!(error = %e, "pod condition not updated");
+                        }
+                    });
+                }
+            }
+        }
+    }
+
+    fn bound(&mut self, outcome: BindOutcome) {
+        let now = Instant::now().into_std();
+        match outcome.result {
+            Ok(()) => self.queue.done(&outcome.key),
+            Err(e) => {
+                tracing::info!(pod.name = %outcome.key, error = %e, "binding failed; requeued");
+                self.snapshot.forget(&outcome.key);
+                self.queue.retry_after_error(&outcome.key, now);
+                self.queue.move_all_to_active_or_backoff(now);
+            }
+        }
+    }
+}
+
+fn namespace(pod: &Pod) -> &str {
+    pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+async fn bind(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<()> {
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    let binding = Binding {
+        metadata: ObjectMeta {
+            name: Some(name.clone()),
+            namespace: pod.metadata.namespace.clone(),
+            uid: pod.metadata.uid.clone(),
+            ..Default::default()
+        },
+        target: ObjectReference {
+            api_version: Some("v1".into()),
+            kind: Some("Node".into()),
+            name: Some(node.to_string()),
+            ..Default::default()
+        },
+    };
+    api.create_subresource::<_, serde_json::Value>(
+        "binding",
+        &name,
+        &PostParams::default(),
+        &binding,
+    )
+    .await
+    .map(|_| ())
+    .map_err(|source| Error::BindFailed {
+        pod: pod_key(pod),
+        node: node.to_string(),
+        source,
+    })
+}
+
+/// Whether the pod lacks the `PodScheduled=False/Unschedulable` condition with this message
+/// (to keep status writes to the changes).
+fn needs_condition(pod: &Pod, message: &str) -> bool {
+    !pod.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .into_iter()
+        .flatten()
+        .any(|c| {
+            c.type_ == "PodScheduled"
+                && c.status == "False"
+                && c.reason.as_deref() == Some("Unschedulable")
+                && c.message.as_deref() == Some(message)
+        })
+}
+
+async fn mark_unschedulable(api: &Api<Pod>, pod: &Pod, message: &str) -> Result<()> {
+    let now = k8s_openapi::jiff::Timestamp::now();
+    let patch = serde_json::json!({"status": {"conditions": [{
+        "type": "PodScheduled",
+        "status": "False",
+        "reason": "Unschedulable",
+        "message": message,
+        "lastProbeTime": null,
+        "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+    }]}});
+    let name = pod.metadata.name.clone().unwrap_or_default();
+    api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::StatusUpdateFailed {
+            pod: pod_key(pod),
+            source,
+        })
+}
