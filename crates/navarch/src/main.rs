@@ -7,6 +7,8 @@ mod cli;
 mod data_dir;
 mod datastore;
 mod in_process;
+#[cfg(test)]
+mod scheduler_tests;
 mod server;
 mod signals;
 

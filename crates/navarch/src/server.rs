@@ -53,6 +53,17 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         );
         tokio::spawn(navarch_controllers::run(client, shutdown.clone()))
     });
+    // Scheduler: likewise in-process, as system:kube-scheduler.
+    let scheduler = (!args.disable_scheduler).then(|| {
+        let client = crate::in_process::client(
+            server.router(),
+            "system:kube-scheduler",
+            &["system:masters"],
+        );
+        let scheduler =
+            navarch_scheduler::Scheduler::new(navarch_scheduler::plugins::default_framework());
+        tokio::spawn(scheduler.run(client, shutdown.clone()))
+    });
 
     let mut stdout = std::io::stdout().lock();
     writeln!(stdout, "{}", server.kubeconfig_path().display())
@@ -63,6 +74,9 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
     shutdown.cancelled().await;
     if let Some(controllers) = controllers {
         let _ = controllers.await;
+    }
+    if let Some(scheduler) = scheduler {
+        let _ = scheduler.await;
     }
     server.stopped().await;
     tracing::info!("stopped");
