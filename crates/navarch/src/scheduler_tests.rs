@@ -1,5 +1,6 @@
 //! The scheduler against a real in-process API server: nodes created through the API, pods
-//! placed by resources, taints and nodeSelector, and feedback on an unschedulable pod.
+//! placed by resources, taints and nodeSelector, feedback on an unschedulable pod, and that pod
+//! bound once a node that fits is added.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -54,7 +55,7 @@ async fn wait_for<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
 }
 
 #[tokio::test]
-async fn pods_are_bound_as_constraints_demand_and_misfits_are_explained() {
+async fn pods_are_bound_as_constraints_demand_and_misfits_are_explained_until_a_node_fits() {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("state.db"))
         .await
@@ -140,6 +141,10 @@ async fn pods_are_bound_as_constraints_demand_and_misfits_are_explained() {
         message,
         "0/3 nodes are available: 1 node(s) had untolerated taint {dedicated: gpu}, 2 Insufficient cpu."
     );
+    // A node that fits arrives: the parked pod is retried and bound there.
+    node(&nodes, "huge", "32", json!({})).await;
+    assert_eq!(wait_for(node_of("too-big")).await, "huge");
+
     let other = pods.get("other-scheduler").await.unwrap();
     assert!(other.spec.unwrap().node_name.is_none());
     assert!(other

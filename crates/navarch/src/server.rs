@@ -37,7 +37,6 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         datastore = %datastore.describe(&data_dir),
         cluster.cidr = %args.cluster_cidr,
         service.cidr = %args.service_cidr,
-        // Neither exists yet; the flags are accepted so that scripts keep working later.
         scheduler = !args.disable_scheduler,
         controllers = !args.disable_controllers,
         store_ms = store_opened.as_millis() as u64,
