@@ -208,7 +208,7 @@ fn walk_unknown(input: &Value, norm: &Value, path: String, out: &mut Vec<String>
 }
 
 /// A JSON response with a status code.
-pub fn json_response(code: StatusCode, value: &Value) -> Response {
+pub fn json_response<T: serde::Serialize + ?Sized>(code: StatusCode, value: &T) -> Response {
     let body = serde_json::to_vec(value).unwrap_or_default();
     let mut r = (code, body).into_response();
     r.headers_mut()
