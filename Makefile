@@ -36,7 +36,7 @@ build:
 	$(CARGO) build --workspace --all-targets
 
 python-deps: test-deps
-	@[ -x $(PYENV)/bin/python ] || python3 -m venv $(PYENV)
+	@[ -x $(PYENV)/bin/pip ] || { rm -rf $(PYENV) && python3 -m venv $(PYENV); }
 	@[ -f $(PYENV)/.installed-$(PYTHON_CLIENT) ] || { \
 	  $(PYENV)/bin/pip install -q --disable-pip-version-check '$(PYTHON_CLIENT)' && \
 	  touch $(PYENV)/.installed-$(PYTHON_CLIENT); }
