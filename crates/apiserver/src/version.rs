@@ -80,7 +80,9 @@ fn go_arch() -> &'static str {
 }
 
 pub fn routes() -> Router<AppState> {
-    Router::new().route("/version", get(|| async { Json(VersionInfo::current()) }))
+    Router::new()
+        .route("/version", get(|| async { Json(VersionInfo::current()) }))
+        .route("/version/", get(|| async { Json(VersionInfo::current()) }))
 }
 
 #[cfg(test)]

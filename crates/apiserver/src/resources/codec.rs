@@ -128,11 +128,20 @@ pub fn parse_json(body: &[u8]) -> Result<Value, StatusError> {
 
 /// Parse YAML (one document) into JSON, within the YAML parser's alias and depth budget.
 pub fn parse_yaml(body: &[u8]) -> Result<Value, StatusError> {
-    let value: Value = serde_saphyr::from_slice(body).map_err(|e| {
+    // Far tighter alias expansion than the parser's default: a Kubernetes object never needs
+    // thousands of replayed events, and a billion-laughs document then fails at once.
+    let mut options = serde_saphyr::Options::default();
+    options.alias_limits.max_total_replayed_events = 10_000;
+    options.alias_limits.max_alias_expansions_per_anchor = 1_000;
+    let value: Value = serde_saphyr::from_slice_with_options(body, options).map_err(|e| {
         let msg = e.to_string();
-        let first = msg.lines().next().unwrap_or("").to_string();
+        let detail = if msg.contains("budget") || msg.contains("alias") || msg.contains("replay") {
+            "the document expands too many aliases".to_string()
+        } else {
+            msg.lines().next().unwrap_or("").to_string()
+        };
         StatusError::bad_request(format!(
-            "the request body could not be decoded as YAML: {first}"
+            "the request body could not be decoded as YAML: {detail}"
         ))
     })?;
     // Nesting is bounded by serde_json's own limit when the value is serialised later; check
