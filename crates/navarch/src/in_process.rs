@@ -18,38 +18,49 @@ pub fn client(router: axum::Router, user: &str, groups: &[&str]) -> kube::Client
     kube::Client::new(service, "default")
 }
 
+/// An API server on a temporary SQLite store, for in-process tests. Keep the directory alive
+/// for as long as the server runs; cancel the token to stop it.
+#[cfg(test)]
+pub(crate) async fn test_server() -> (
+    tempfile::TempDir,
+    tokio_util::sync::CancellationToken,
+    navarch_apiserver::ApiServer,
+) {
+    use navarch_apiserver::{ApiServer, Config};
+    use navarch_store::sqlite::SqliteStore;
+    use std::sync::Arc;
+    use tokio_util::sync::CancellationToken;
+
+    let dir = tempfile::tempdir().unwrap();
+    let store = SqliteStore::open(dir.path().join("state.db"))
+        .await
+        .unwrap();
+    let shutdown = CancellationToken::new();
+    let server = ApiServer::start(
+        Config {
+            data_dir: dir.path().to_path_buf(),
+            bind_address: "127.0.0.1".parse().unwrap(),
+            secure_port: 0,
+            service_cidr: "10.43.0.0/16".parse().unwrap(),
+        },
+        Arc::new(store),
+        shutdown.clone(),
+    )
+    .await
+    .unwrap();
+    (dir, shutdown, server)
+}
+
 #[cfg(test)]
 mod tests {
-    use std::sync::Arc;
-
+    use super::*;
     use k8s_openapi::api::core::v1::{ConfigMap, Namespace};
     use kube::api::{Api, ListParams, PostParams};
     use kube::runtime::watcher;
-    use navarch_apiserver::{ApiServer, Config};
-    use navarch_store::sqlite::SqliteStore;
-    use tokio_util::sync::CancellationToken;
-
-    use super::*;
 
     #[tokio::test]
     async fn in_process_client_lists_creates_and_watches() {
-        let dir = tempfile::tempdir().unwrap();
-        let store = SqliteStore::open(dir.path().join("state.db"))
-            .await
-            .unwrap();
-        let shutdown = CancellationToken::new();
-        let server = ApiServer::start(
-            Config {
-                data_dir: dir.path().to_path_buf(),
-                bind_address: "127.0.0.1".parse().unwrap(),
-                secure_port: 0,
-                service_cidr: "10.43.0.0/16".parse().unwrap(),
-            },
-            Arc::new(store),
-            shutdown.clone(),
-        )
-        .await
-        .unwrap();
+        let (_dir, shutdown, server) = test_server().await;
         let client = client(server.router(), "system:kube-controller-manager", &[]);
         let namespaces: Api<Namespace> = Api::all(client.clone());
         let names: Vec<String> = namespaces

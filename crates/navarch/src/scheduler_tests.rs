@@ -2,15 +2,11 @@
 //! placed by resources, taints and nodeSelector, feedback on an unschedulable pod, and that pod
 //! bound once a node that fits is added.
 
-use std::sync::Arc;
 use std::time::Duration;
 
 use k8s_openapi::api::core::v1::{Node, Pod};
 use kube::api::{Api, Patch, PatchParams, PostParams};
-use navarch_apiserver::{ApiServer, Config};
-use navarch_store::sqlite::SqliteStore;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
 
 use crate::in_process::client;
 
@@ -56,23 +52,7 @@ async fn wait_for<T>(mut f: impl AsyncFnMut() -> Option<T>) -> T {
 
 #[tokio::test]
 async fn pods_are_bound_as_constraints_demand_and_misfits_are_explained_until_a_node_fits() {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("state.db"))
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let server = ApiServer::start(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            bind_address: "127.0.0.1".parse().unwrap(),
-            secure_port: 0,
-            service_cidr: "10.43.0.0/16".parse().unwrap(),
-        },
-        Arc::new(store),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
+    let (_dir, shutdown, server) = crate::in_process::test_server().await;
     let admin = client(server.router(), "admin", &["system:masters"]);
     let nodes: Api<Node> = Api::all(admin.clone());
     node(&nodes, "small", "1", json!({})).await;
