@@ -71,13 +71,22 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
     drop(stdout);
 
     shutdown.cancelled().await;
-    if let Some(controllers) = controllers {
-        let _ = controllers.await;
-    }
-    if let Some(scheduler) = scheduler {
-        let _ = scheduler.await;
+    // The components stop on the token; one that does not within the grace is aborted, so a
+    // stuck watch can never keep the process from exiting.
+    for task in [controllers, scheduler].into_iter().flatten() {
+        let abort = task.abort_handle();
+        if tokio::time::timeout(COMPONENT_STOP_GRACE, task)
+            .await
+            .is_err()
+        {
+            tracing::warn!("a component did not stop in time; aborting it");
+            abort.abort();
+        }
     }
     server.stopped().await;
     tracing::info!("stopped");
     Ok(())
 }
+
+/// How long controllers and the scheduler get to stop after a shutdown signal.
+const COMPONENT_STOP_GRACE: std::time::Duration = std::time::Duration::from_secs(3);
