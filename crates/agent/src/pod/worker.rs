@@ -2,7 +2,7 @@
 //!
 //! [`PodWorker::sync`] looks at the runtime, takes the next steps (create the sandbox, pull,
 //! create and start the next container, restart an exited one when the restart policy and the
-//! back-off allow, run due readiness probes, stop everything once the pod is being deleted)
+//! back-off allow, run due probes (restarting containers whose liveness or startup probe failed), stop everything once the pod is being deleted)
 //! and returns the pod status to report and when to look again. It talks to the runtime only;
 //! writing the status and deleting the pod object is the caller's job ([`super::run`]), so the
 //! state machine is tested against the simulated runtime with paused time.
@@ -22,6 +22,7 @@ use jiff::Timestamp;
 use k8s_openapi::api::core::v1::{
     Container, ContainerState as ApiState, ContainerStateRunning, ContainerStateTerminated,
     ContainerStateWaiting, ContainerStatus as ApiStatus, HostIP, Pod, PodIP, PodSpec, PodStatus,
+    Probe,
 };
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::time::Instant;
@@ -86,16 +87,44 @@ struct ContainerRecord {
     pull_failed_at: Option<Timestamp>,
     /// Why there is no running container, when there is a reason to say.
     waiting: Option<Waiting>,
-    probe: ProbeState,
+    probes: Probes,
+    /// The current attempt was stopped because a liveness or startup probe failed: it is
+    /// restarted whatever its exit code, unless the restart policy is `Never`.
+    killed_by_probe: bool,
+}
+
+/// The probes of the current attempt of one container.
+#[derive(Debug, Default, Clone)]
+struct Probes {
+    readiness: ProbeState,
+    liveness: ProbeState,
+    startup: ProbeState,
 }
 
 #[derive(Debug, Default, Clone)]
 struct ProbeState {
-    /// Readiness as the probe last decided; `None` until its first result.
+    /// The outcome as the probe last decided (after its thresholds); `None` until then.
     ready: Option<bool>,
     successes: i32,
     failures: i32,
     next_at: Option<Instant>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum ProbeKind {
+    Startup,
+    Liveness,
+    Readiness,
+}
+
+impl ProbeKind {
+    fn name(self) -> &'static str {
+        match self {
+            ProbeKind::Startup => "startup",
+            ProbeKind::Liveness => "liveness",
+            ProbeKind::Readiness => "readiness",
+        }
+    }
 }
 
 /// Where a container is, as far as starting the next one is concerned.
@@ -308,9 +337,13 @@ impl PodWorker {
                     Progress::NotStarted => self.start(container, false, &mut wake).await,
                     Progress::Active => {}
                     Progress::Exited { code, finished_at } => {
+                        let killed = self
+                            .containers
+                            .get(&container.name)
+                            .is_some_and(|r| r.killed_by_probe);
                         let restart = match policy.as_str() {
                             "Never" => false,
-                            "OnFailure" => code != 0,
+                            "OnFailure" => code != 0 || killed,
                             _ => true,
                         };
                         if restart {
@@ -368,7 +401,7 @@ impl PodWorker {
                 match self.ctx.runtime.container_status(&current.id).await {
                     Ok(status) => {
                         if status.state != ContainerState::Running {
-                            record.probe = ProbeState::default();
+                            record.probes = Probes::default();
                         }
                         record.current = Some(status);
                     }
@@ -475,7 +508,7 @@ impl PodWorker {
             (Ok(()), Ok(status)) => {
                 record.current = Some(status);
                 record.waiting = None;
-                record.probe = ProbeState::default();
+                record.probes = Probes::default();
             }
             (Err(e), _) | (_, Err(e)) => {
                 record.waiting = Some(Waiting {
@@ -530,21 +563,22 @@ impl PodWorker {
         record.last = Some(old);
         record.restart_count += 1;
         record.waiting = None;
+        record.killed_by_probe = false;
         self.start(container, init, wake).await;
     }
 
-    /// Run the readiness probes that are due (exec probes through the runtime).
+    /// Run the probes that are due (exec probes through the runtime): the startup probe until
+    /// it succeeds, then liveness and readiness. A container whose liveness or startup probe
+    /// reached its failure threshold is stopped here; the restart logic brings it back.
     async fn probe(&mut self, spec: &PodSpec, wake: &mut Option<Instant>) {
         let sidecars = spec
             .init_containers
             .iter()
             .flatten()
             .filter(|c| status::is_sidecar(c));
+        let mut kill = Vec::new();
         for container in sidecars.chain(spec.containers.iter()) {
-            let Some(probe) = &container.readiness_probe else {
-                continue;
-            };
-            let Some(record) = self.containers.get_mut(&container.name) else {
+            let Some(record) = self.containers.get(&container.name) else {
                 continue;
             };
             let Some(current) = record
@@ -554,53 +588,149 @@ impl PodWorker {
             else {
                 continue;
             };
-            let now = Instant::now();
-            let started = self
+            let id = current.id.clone();
+            let started_at = self
                 .ctx
                 .clock
                 .instant(current.started_at.unwrap_or(current.created_at));
-            let first_at = started
-                + Duration::from_secs(probe.initial_delay_seconds.unwrap_or(0).max(0) as u64);
-            let due = record.probe.next_at.unwrap_or(first_at);
-            if now < due {
-                min_wake(wake, due);
-                continue;
-            }
-            let period = Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64);
-            let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
-            let success = match &probe.exec {
-                Some(exec) => {
-                    let command = exec.command.clone().unwrap_or_default();
-                    matches!(
-                        self.ctx.runtime.exec_sync(&current.id, &command, timeout).await,
-                        Ok(result) if result.exit_code == 0
-                    )
-                }
-                // HTTP, TCP and gRPC probes need the pod network, which comes with the CRI
-                // runtime; until then they count as passing.
-                None => true,
-            };
-            let state = &mut record.probe;
-            if success {
-                state.successes += 1;
-                state.failures = 0;
-                if state.ready != Some(true)
-                    && state.successes >= probe.success_threshold.unwrap_or(1).max(1)
-                {
-                    state.ready = Some(true);
-                }
+            let startup_done =
+                container.startup_probe.is_none() || record.probes.startup.ready == Some(true);
+            let mut kinds = Vec::new();
+            if !startup_done {
+                kinds.extend(
+                    container
+                        .startup_probe
+                        .iter()
+                        .map(|p| (ProbeKind::Startup, p)),
+                );
             } else {
-                state.failures += 1;
-                state.successes = 0;
-                if state.ready.is_none()
-                    || state.failures >= probe.failure_threshold.unwrap_or(3).max(1)
-                {
-                    state.ready = Some(false);
+                kinds.extend(
+                    container
+                        .liveness_probe
+                        .iter()
+                        .map(|p| (ProbeKind::Liveness, p)),
+                );
+                kinds.extend(
+                    container
+                        .readiness_probe
+                        .iter()
+                        .map(|p| (ProbeKind::Readiness, p)),
+                );
+            }
+            for (kind, probe) in kinds {
+                let Some(result) = self
+                    .run_probe(&container.name, &id, kind, probe, started_at, wake)
+                    .await
+                else {
+                    continue;
+                };
+                match (kind, result) {
+                    (ProbeKind::Startup, true) => {
+                        // Started: liveness and readiness begin now.
+                        min_wake(wake, Instant::now());
+                    }
+                    (ProbeKind::Startup | ProbeKind::Liveness, false) => {
+                        let grace = probe
+                            .termination_grace_period_seconds
+                            .map(|s| Duration::from_secs(s.max(0) as u64))
+                            .unwrap_or_else(|| self.grace_period());
+                        tracing::info!(
+                            container = %container.name,
+                            probe = kind.name(),
+                            "container failed its probe, will be restarted"
+                        );
+                        kill.push((container.name.clone(), id.clone(), grace));
+                        break;
+                    }
+                    _ => {}
                 }
             }
-            state.next_at = Some(now + period);
-            min_wake(wake, now + period);
         }
+        for (name, id, grace) in kill {
+            if let Err(e) = self.ctx.runtime.stop_container(&id, grace).await {
+                tracing::warn!(error = %e, "cannot stop container");
+            }
+            if let Some(record) = self.containers.get_mut(&name) {
+                record.killed_by_probe = true;
+                record.probes = Probes::default();
+            }
+            min_wake(wake, Instant::now());
+        }
+    }
+
+    /// Run one probe if it is due. Returns the outcome when the probe's thresholds decided
+    /// one this time (startup and liveness), or readiness as it now stands.
+    async fn run_probe(
+        &mut self,
+        name: &str,
+        container_id: &str,
+        kind: ProbeKind,
+        probe: &Probe,
+        started_at: Instant,
+        wake: &mut Option<Instant>,
+    ) -> Option<bool> {
+        let now = Instant::now();
+        let state = self.probe_state(name, kind)?;
+        let initial_delay = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64;
+        let due = state
+            .next_at
+            .unwrap_or(started_at + Duration::from_secs(initial_delay));
+        if now < due {
+            min_wake(wake, due);
+            return None;
+        }
+        let period = Duration::from_secs(probe.period_seconds.unwrap_or(10).max(1) as u64);
+        let timeout = Duration::from_secs(probe.timeout_seconds.unwrap_or(1).max(1) as u64);
+        let success = match &probe.exec {
+            Some(exec) => {
+                let command = exec.command.clone().unwrap_or_default();
+                matches!(
+                    self.ctx.runtime.exec_sync(container_id, &command, timeout).await,
+                    Ok(result) if result.exit_code == 0
+                )
+            }
+            // HTTP, TCP and gRPC probes need the pod network, which comes with the CRI
+            // runtime; until then they count as passing.
+            None => true,
+        };
+        let state = self.probe_state(name, kind)?;
+        state.next_at = Some(now + period);
+        min_wake(wake, now + period);
+        // Liveness and startup probes have a success threshold of 1 (validation ensures it).
+        let success_threshold = match kind {
+            ProbeKind::Readiness => probe.success_threshold.unwrap_or(1).max(1),
+            _ => 1,
+        };
+        let failure_threshold = probe.failure_threshold.unwrap_or(3).max(1);
+        if success {
+            state.successes += 1;
+            state.failures = 0;
+            if state.ready != Some(true) && state.successes >= success_threshold {
+                state.ready = Some(true);
+                return Some(true);
+            }
+        } else {
+            state.failures += 1;
+            state.successes = 0;
+            let first_readiness = kind == ProbeKind::Readiness && state.ready.is_none();
+            if first_readiness || state.failures >= failure_threshold {
+                state.ready = Some(false);
+                return Some(false);
+            }
+        }
+        match kind {
+            ProbeKind::Readiness => state.ready,
+            _ => None,
+        }
+    }
+
+    fn probe_state(&mut self, name: &str, kind: ProbeKind) -> Option<&mut ProbeState> {
+        let probes = &mut self.containers.get_mut(name)?.probes;
+        Some(match kind {
+            ProbeKind::Startup => &mut probes.startup,
+            ProbeKind::Liveness => &mut probes.liveness,
+            ProbeKind::Readiness => &mut probes.readiness,
+        })
     }
 
     /// Stop every running container (concurrently, each within `grace`), then the sandbox.
@@ -690,11 +820,14 @@ impl PodWorker {
                             }),
                             ..Default::default()
                         });
-                        status.started = Some(true);
-                        status.ready = match &container.readiness_probe {
-                            None => true,
-                            Some(_) => record.probe.ready == Some(true),
-                        };
+                        let started = container.startup_probe.is_none()
+                            || record.probes.startup.ready == Some(true);
+                        status.started = Some(started);
+                        status.ready = started
+                            && match &container.readiness_probe {
+                                None => true,
+                                Some(_) => record.probes.readiness.ready == Some(true),
+                            };
                     }
                     ContainerState::Exited if record.waiting.is_some() => {
                         // Waiting to restart: the exit is the last state.

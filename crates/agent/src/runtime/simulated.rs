@@ -42,7 +42,8 @@ use crate::error::RuntimeError;
 pub const EXIT_ANNOTATION: &str = "navarch.io/sim-exit";
 /// Annotation: images whose pull fails.
 pub const PULL_FAIL_ANNOTATION: &str = "navarch.io/sim-pull-fail";
-/// Annotation: containers whose exec (probes) fails.
+/// Annotation: containers whose exec (probes) fails. Without it, exec succeeds unless the
+/// command is `false`.
 pub const PROBE_FAIL_ANNOTATION: &str = "navarch.io/sim-probe-fail";
 /// Annotation: how long containers take to stop after TERM.
 pub const STOP_AFTER_ANNOTATION: &str = "navarch.io/sim-stop-after";
@@ -560,7 +561,7 @@ impl Runtime for SimulatedRuntime {
     async fn exec_sync(
         &self,
         container_id: &str,
-        _command: &[String],
+        command: &[String],
         _timeout: Duration,
     ) -> RuntimeResult<ExecSyncResult> {
         let mut inner = self.lock();
@@ -578,8 +579,13 @@ impl Runtime for SimulatedRuntime {
                 "container {container_id} is not running"
             )));
         }
+        // Nothing runs, but a command that is `false` fails, as it would anywhere.
+        let fails = container.probe_fails
+            || command
+                .first()
+                .is_some_and(|c| c.rsplit('/').next() == Some("false"));
         Ok(ExecSyncResult {
-            exit_code: i32::from(container.probe_fails),
+            exit_code: i32::from(fails),
             stdout: Vec::new(),
             stderr: Vec::new(),
         })

@@ -471,3 +471,91 @@ async fn failing_readiness_probes_keep_the_pod_unready() {
         Some(Instant::now() + Duration::from_secs(5))
     );
 }
+
+/// Sync at every wake-up until `until` holds of the status, or `limit` of paused time passed.
+async fn sync_until(
+    worker: &mut PodWorker,
+    limit: Duration,
+    until: impl Fn(&PodStatus) -> bool,
+) -> PodStatus {
+    let deadline = Instant::now() + limit;
+    loop {
+        let (status, outcome) = sync(worker).await;
+        if until(&status) {
+            return status;
+        }
+        let wake = outcome.wake_at.expect("a wake-up while waiting");
+        assert!(wake <= deadline, "condition not reached within {limit:?}");
+        tokio::time::sleep_until(wake).await;
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_liveness_probe_restarts_the_container() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let spec = json!({"restartPolicy": "OnFailure", "containers": [
+        {"name": "app", "image": "busybox", "livenessProbe": {
+            "exec": {"command": ["false"]}, "periodSeconds": 2, "failureThreshold": 3,
+            "initialDelaySeconds": 1}},
+        {"name": "ok", "image": "busybox", "livenessProbe": {
+            "exec": {"command": ["true"]}, "periodSeconds": 2}},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec));
+    let started = Instant::now();
+    let (status, _) = sync(&mut worker).await;
+    assert!(status_of(&status, "app").ready);
+    // Failures at 1, 3 and 5 s: killed at the third, restarted although it exited 0.
+    let status = sync_until(&mut worker, Duration::from_secs(60), |s| {
+        status_of(s, "app").restart_count == 1
+    })
+    .await;
+    assert_eq!(started.elapsed(), Duration::from_secs(5));
+    let app = status_of(&status, "app");
+    assert!(app.state.as_ref().unwrap().running.is_some());
+    assert!(app.last_state.as_ref().unwrap().terminated.is_some());
+    assert_eq!(status_of(&status, "ok").restart_count, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn the_startup_probe_holds_back_liveness_and_readiness() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let spec = json!({"containers": [{"name": "app", "image": "busybox",
+        "startupProbe": {"exec": {"command": ["true"]}, "initialDelaySeconds": 4,
+            "periodSeconds": 1},
+        "livenessProbe": {"exec": {"command": ["false"]}, "periodSeconds": 10,
+            "failureThreshold": 1},
+        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 10}}]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec));
+    let (status, outcome) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!((app.started, app.ready), (Some(false), false));
+    assert_eq!(
+        outcome.wake_at,
+        Some(Instant::now() + Duration::from_secs(4))
+    );
+    // At 4 s the startup probe passes; the liveness probe (failing at once) then kills it.
+    let status = sync_until(&mut worker, Duration::from_secs(30), |s| {
+        status_of(s, "app").restart_count == 1
+    })
+    .await;
+    assert_eq!(status_of(&status, "app").started, Some(false));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_startup_probe_restarts_the_container() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let spec = json!({"containers": [{"name": "app", "image": "busybox",
+        "startupProbe": {"exec": {"command": ["/bin/false"]}, "periodSeconds": 1,
+            "failureThreshold": 5},
+        "readinessProbe": {"exec": {"command": ["true"]}, "periodSeconds": 1}}]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec));
+    let started = Instant::now();
+    let status = sync_until(&mut worker, Duration::from_secs(30), |s| {
+        status_of(s, "app").restart_count == 1
+    })
+    .await;
+    // Failures at 0..=4 s: restarted after the fifth, never ready meanwhile.
+    assert_eq!(started.elapsed(), Duration::from_secs(4));
+    assert!(!status_of(&status, "app").ready);
+    assert_eq!(condition(&status, "Ready"), "False");
+}
