@@ -8,9 +8,9 @@
 //! anonymous users. In-process callers (controllers calling the router as a tower service)
 //! insert the extension themselves.
 //!
-//! Requests without a certificate identity may carry `Authorization: Bearer TOKEN`; node
-//! tokens derived from the join token are the bearer tokens known so far
-//! ([`crate::node_token`]). As in Kubernetes, a bearer token that is not recognised fails the
+//! Requests without a certificate identity may carry `Authorization: Bearer TOKEN`: a node
+//! token derived from the join token ([`crate::node_token`]) or a service-account JWT
+//! ([`crate::service_account_token`], checked against the store). As in Kubernetes, a bearer token that is not recognised fails the
 //! request with 401 even on public paths: presenting bad credentials is not anonymity.
 
 use axum::extract::{Request, State};
@@ -80,10 +80,13 @@ pub async fn require_authentication(
     if request.extensions().get::<AuthenticatedUser>().is_none() {
         match bearer_token(&request) {
             Some(token) => {
-                let user = state
+                let mut user = state
                     .join_token
                     .as_ref()
                     .and_then(|join| join.authenticate(token));
+                if let (None, Some(tokens)) = (&user, &state.service_account_tokens) {
+                    user = tokens.authenticate(state.store.as_ref(), token).await;
+                }
                 match user {
                     Some(user) => {
                         request.extensions_mut().insert(user);

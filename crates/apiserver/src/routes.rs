@@ -10,7 +10,7 @@ use axum::Router;
 
 use crate::error::StatusError;
 use crate::state::AppState;
-use crate::{authn, health, trace, version};
+use crate::{authn, health, oidc, trace, version};
 
 /// Every route of the API server, ready to be served (see [`crate::serve::serve`]) or called
 /// in-process as a tower `Service`.
@@ -24,6 +24,7 @@ pub fn router_with(state: AppState, extra: Router<AppState>) -> Router {
         .merge(health::routes())
         .merge(extra)
         .merge(version::routes())
+        .merge(oidc::routes())
         .fallback(|| async { StatusError::path_not_found() })
         .method_not_allowed_fallback(|| async { StatusError::method_not_allowed() })
         .layer(middleware::from_fn_with_state(

@@ -14,6 +14,7 @@ use crate::node_token::JoinToken;
 use crate::pki::{serving_names, Pki};
 use crate::resources::{ResourceApi, ResourceConfig};
 use crate::routes::router_with;
+use crate::service_account_token::{self, ServiceAccountTokens, TokenSigner};
 use crate::state::AppState;
 use crate::{kubeconfig, serve};
 
@@ -78,11 +79,23 @@ impl ApiServer {
                 ))
             }
         };
+        let registry = navarch_api::Registry::builtin();
+        let key_path = config
+            .data_dir
+            .join("tls")
+            .join(service_account_token::KEY_FILE);
+        let signer =
+            TokenSigner::load_or_generate(&key_path, service_account_token::DEFAULT_ISSUER)?;
+        let service_account_tokens =
+            Arc::new(ServiceAccountTokens::new(signer, &registry).ok_or_else(|| {
+                Error::InvalidPki("the registry lacks the kinds service-account tokens need".into())
+            })?);
         let resources = ResourceApi::start(
             store.clone(),
-            navarch_api::Registry::builtin(),
+            registry,
             ResourceConfig {
                 service_cidr,
+                service_account_tokens: Some(service_account_tokens.clone()),
                 ..ResourceConfig::default()
             },
             shutdown.clone(),
@@ -95,7 +108,9 @@ impl ApiServer {
         let join_token = Arc::new(JoinToken::load_or_generate(
             &config.data_dir.join(NODE_TOKEN_FILE),
         )?);
-        let state = AppState::new(store, shutdown.clone()).with_join_token(join_token.clone());
+        let state = AppState::new(store, shutdown.clone())
+            .with_join_token(join_token.clone())
+            .with_service_account_tokens(service_account_tokens);
         // The socket is listening, so connections queue from now on; the accept loop marks
         // the server as serving before it takes the first one.
         let router = router_with(state.clone(), resources.routes());

@@ -6,6 +6,7 @@ use std::sync::Arc;
 use navarch_store::Store;
 
 use crate::node_token::JoinToken;
+use crate::service_account_token::ServiceAccountTokens;
 use tokio_util::sync::CancellationToken;
 
 /// Shared state of the API server, cheap to clone (everything is behind an `Arc`). Handlers
@@ -22,6 +23,8 @@ pub struct AppState {
     /// The node join token; bearer tokens derived from it authenticate nodes. `None` accepts
     /// no bearer tokens.
     pub join_token: Option<Arc<JoinToken>>,
+    /// Service-account tokens (see [`crate::service_account_token`]); `None` accepts none.
+    pub service_account_tokens: Option<Arc<ServiceAccountTokens>>,
 }
 
 impl AppState {
@@ -31,12 +34,19 @@ impl AppState {
             readiness: Arc::new(Readiness::default()),
             shutdown,
             join_token: None,
+            service_account_tokens: None,
         }
     }
 
     /// Accept bearer tokens derived from `join_token` (see [`crate::node_token`]).
     pub fn with_join_token(mut self, join_token: Arc<JoinToken>) -> Self {
         self.join_token = Some(join_token);
+        self
+    }
+
+    /// Accept service-account tokens signed by `tokens`.
+    pub fn with_service_account_tokens(mut self, tokens: Arc<ServiceAccountTokens>) -> Self {
+        self.service_account_tokens = Some(tokens);
         self
     }
 }

@@ -16,7 +16,7 @@ use std::thread;
 use std::time::{Duration, Instant};
 
 use anyhow::{anyhow, bail, ensure, Context, Result};
-use navarch_e2e::{output_within, wait_for, Background, Kubectl, Server};
+use navarch_e2e::{kubeconfig_ca, output_within, wait_for, Background, Kubectl, Server};
 use serde_json::{json, Value};
 
 /// No single kubectl invocation may take longer (they take well under a second).
@@ -60,6 +60,7 @@ const SCENARIOS: &[(&str, Scenario)] = &[
     ("scale", scale),
     ("wait --for=jsonpath", wait_jsonpath),
     ("delete", delete),
+    ("create token and use it", create_token),
 ];
 
 fn run_scenarios(version: &'static str) -> Result<()> {
@@ -1892,5 +1893,83 @@ fn delete(c: &Cluster) -> Result<()> {
         "namespace \"doomed\" deleted",
     )?;
     c.gone("default", "ns/doomed", "namespaces \"doomed\" not found")?;
+    Ok(())
+}
+
+/// `kubectl create token` (the `serviceaccounts/token` subresource), then the token as the only
+/// credential of a kubeconfig without a client certificate.
+fn create_token(c: &Cluster) -> Result<()> {
+    let ns = "sa-token";
+    c.namespace(ns)?;
+    c.ok_prints(
+        &["-n", ns, "create", "serviceaccount", "robot"],
+        "serviceaccount/robot created",
+    )?;
+    let token = c.ok(&["-n", ns, "create", "token", "robot"])?;
+    let token = token.trim();
+    ensure!(token.split('.').count() == 3, "not a JWT: {token:?}");
+    c.ok(&["-n", ns, "create", "token", "robot", "--duration=2h"])?;
+    c.fails_with(
+        &["-n", ns, "create", "token", "robot", "--duration=5m"],
+        "spec.expirationSeconds: Invalid value: 300: may not specify a duration less than 10 minutes",
+    )?;
+    c.fails_with(
+        &["-n", ns, "create", "token", "nobody"],
+        r#"serviceaccounts "nobody" not found"#,
+    )?;
+
+    // A kubeconfig that trusts the cluster CA and has no credentials of its own.
+    let kubeconfig = c.file(
+        "token-kubeconfig.yaml",
+        &format!(
+            "apiVersion: v1\nkind: Config\nclusters:\n- name: navarch\n  cluster:\n    server: https://127.0.0.1:{}\n    certificate-authority-data: {}\ncontexts:\n- name: navarch\n  context:\n    cluster: navarch\n    user: nobody\ncurrent-context: navarch\nusers:\n- name: nobody\n  user: {{}}\n",
+            c.server.port(),
+            kubeconfig_ca(&c.server.kubeconfig())?
+        ),
+    )?;
+    let with_token = |token: &str| -> Result<Output> {
+        let flag = format!("--token={token}");
+        output_within(
+            c.kubectl
+                .command(&kubeconfig, &[flag.as_str(), "get", "--raw", "/api"]),
+            COMMAND_TIMEOUT,
+        )
+    };
+    let args = ["--token=…", "get", "--raw", "/api"];
+    let output = with_token(token)?;
+    let api = c.expect_success(&args, output)?;
+    ensure!(api.contains(r#""kind":"APIVersions""#), "{api}");
+    // Without credentials the same kubeconfig is anonymous, which /api refuses.
+    let anonymous = output_within(
+        c.kubectl.command(&kubeconfig, &["get", "--raw", "/api"]),
+        COMMAND_TIMEOUT,
+    )?;
+    ensure!(
+        !anonymous.status.success(),
+        "an anonymous kubectl read /api: {}",
+        String::from_utf8_lossy(&anonymous.stdout)
+    );
+    // A forged signature and plain garbage are both bad credentials.
+    let forged = format!("{}AAAA", &token[..token.len() - 4]);
+    for bad in [forged.as_str(), "garbage"] {
+        let output = with_token(bad)?;
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        ensure!(
+            !output.status.success() && stderr.contains("Unauthorized"),
+            "a bad token was not refused with 401: {}{stderr}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+    }
+    // Deleting the service account revokes its tokens.
+    c.ok_prints(
+        &["-n", ns, "delete", "serviceaccount", "robot"],
+        r#"serviceaccount "robot" deleted"#,
+    )?;
+    let output = with_token(token)?;
+    ensure!(
+        !output.status.success()
+            && String::from_utf8_lossy(&output.stderr).contains("Unauthorized"),
+        "the token of a deleted service account still works"
+    );
     Ok(())
 }

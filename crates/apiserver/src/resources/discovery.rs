@@ -264,4 +264,36 @@ mod tests {
         assert!(names.contains(&"deployments/scale"));
         assert!(names.contains(&"deployments/status"));
     }
+
+    #[test]
+    fn service_account_tokens_are_discoverable_for_kubectl_create_token() {
+        let r = Registry::builtin();
+        let legacy = legacy_resources(&r, "", "v1");
+        let token = legacy["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["name"] == "serviceaccounts/token")
+            .unwrap();
+        assert_eq!(token["kind"], "TokenRequest");
+        assert_eq!(token["group"], "authentication.k8s.io");
+        assert_eq!(token["version"], "v1");
+        assert_eq!(token["verbs"], json!(["create"]));
+
+        let docs = DiscoveryDocs::new(&r);
+        let sa = docs.aggregated_core["items"][0]["versions"][0]["resources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["resource"] == "serviceaccounts")
+            .unwrap();
+        assert_eq!(
+            sa["subresources"],
+            json!([{
+                "subresource": "token",
+                "responseKind": {"group": "authentication.k8s.io", "version": "v1", "kind": "TokenRequest"},
+                "verbs": ["create"],
+            }])
+        );
+    }
 }

@@ -4,7 +4,7 @@
 //!
 //! Start at [`ResourceApi::routes`]; a request is parsed into a [`request::Target`] and
 //! dispatched by verb to `read.rs` (get, list), `watch.rs`, `write.rs` (create, update,
-//! patch), `delete.rs` and `subresource.rs`.
+//! patch), `delete.rs` and `subresource.rs` (`token_request.rs` for `serviceaccounts/token`).
 
 pub mod admission;
 pub mod bootstrap;
@@ -20,6 +20,7 @@ pub mod protobuf;
 pub mod read;
 pub mod request;
 pub mod subresource;
+pub mod token_request;
 pub mod watch;
 pub mod write;
 
@@ -48,6 +49,8 @@ pub struct ResourceConfig {
     pub service_cidr: ipnet::Ipv4Net,
     /// The NodePort range.
     pub node_ports: std::ops::RangeInclusive<u16>,
+    /// Issues `serviceaccounts/token`; without it that subresource answers 503.
+    pub service_account_tokens: Option<Arc<crate::ServiceAccountTokens>>,
 }
 
 impl Default for ResourceConfig {
@@ -55,6 +58,7 @@ impl Default for ResourceConfig {
         ResourceConfig {
             service_cidr: "10.43.0.0/16".parse().expect("valid cidr"),
             node_ports: 30000..=32767,
+            service_account_tokens: None,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! Subresources: `status` (get/update/patch), `scale` (an `autoscaling/v1` Scale over
-//! `spec.replicas`), `binding` and `eviction` of pods, `finalize` of namespaces; and the patch
-//! application shared with the main resource.
+//! `spec.replicas`), `binding` and `eviction` of pods, `finalize` of namespaces, `token` of
+//! service accounts ([`super::token_request`]); and the patch application shared with the main
+//! resource.
 
 use axum::body::Body;
 use axum::response::Response;
@@ -248,6 +249,7 @@ impl ResourceApi {
                 self.delete_one(&main, &name, &opts).await?;
                 Ok(json_response(StatusCode::CREATED, &success_status()))
             }
+            ("token", Method::POST) => self.token_request(t, ctx, body).await,
             ("finalize", Method::PUT) => {
                 let output = negotiate(&ctx.headers)?;
                 let bytes = read_body(body).await?;
