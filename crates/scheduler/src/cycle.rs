@@ -69,6 +69,21 @@ impl fmt::Display for FitError {
     }
 }
 
+impl FitError {
+    /// The plugins that rejected the pod (pre-filter or any node's filter).
+    pub fn plugins(&self) -> Vec<&'static str> {
+        let mut out: Vec<&'static str> = self
+            .pre_filter
+            .iter()
+            .chain(self.node_statuses.iter().map(|(_, s)| s))
+            .map(|s| s.plugin)
+            .collect();
+        out.sort_unstable();
+        out.dedup();
+        out
+    }
+}
+
 impl std::error::Error for FitError {}
 
 /// Schedules `pod` on the nodes of `snapshot`. Ties between the best nodes are broken by
@@ -142,7 +157,7 @@ pub fn schedule(
         });
     }
 
-    match prioritize(framework, &mut state, pod, &feasible) {
+    match prioritize(framework, &mut state, pod, snapshot, &feasible) {
         Ok(totals) => {
             let best = totals.iter().copied().max().unwrap_or(0);
             let top: Vec<usize> = (0..totals.len()).filter(|i| totals[*i] == best).collect();
@@ -165,10 +180,11 @@ pub fn prioritize(
     framework: &Framework,
     state: &mut CycleState,
     pod: &Pod,
+    snapshot: &Snapshot,
     nodes: &[&NodeInfo],
 ) -> Result<Vec<i64>, Status> {
     for p in &framework.pre_score {
-        let s = p.pre_score(state, pod, nodes);
+        let s = p.pre_score(state, pod, snapshot, nodes);
         if s.code == Code::Error {
             return Err(s.with_plugin(p.name()));
         }
@@ -181,7 +197,7 @@ pub fn prioritize(
                 .score(state, pod, n)
                 .map_err(|s| s.with_plugin(p.name()))?;
         }
-        let s = p.normalize(state, pod, &mut scores);
+        let s = p.normalize(state, pod, nodes, &mut scores);
         if !s.is_success() {
             return Err(s.with_plugin(p.name()));
         }
@@ -310,7 +326,7 @@ mod tests {
         );
         let fw = default_framework();
         let nodes: Vec<&NodeInfo> = s.nodes().iter().collect();
-        let totals = prioritize(&fw, &mut CycleState::default(), &p, &nodes).unwrap();
+        let totals = prioritize(&fw, &mut CycleState::default(), &p, &s, &nodes).unwrap();
         let named: Vec<(&str, i64)> = nodes.iter().map(|n| n.name.as_str()).zip(totals).collect();
         assert_eq!(
             named,

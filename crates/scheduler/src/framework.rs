@@ -64,7 +64,13 @@ pub trait PostFilterPlugin: Plugin {
 
 /// Runs once before scoring over the feasible nodes.
 pub trait PreScorePlugin: Plugin {
-    fn pre_score(&self, state: &mut CycleState, pod: &Pod, nodes: &[&NodeInfo]) -> Status;
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        snapshot: &Snapshot,
+        nodes: &[&NodeInfo],
+    ) -> Status;
 }
 
 /// Ranks one feasible node; `normalize` then rescales all of this plugin's scores to
@@ -72,7 +78,13 @@ pub trait PreScorePlugin: Plugin {
 pub trait ScorePlugin: Plugin {
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status>;
 
-    fn normalize(&self, _state: &CycleState, _pod: &Pod, _scores: &mut [i64]) -> Status {
+    fn normalize(
+        &self,
+        _state: &CycleState,
+        _pod: &Pod,
+        _nodes: &[&NodeInfo],
+        _scores: &mut [i64],
+    ) -> Status {
         Status::success()
     }
 }

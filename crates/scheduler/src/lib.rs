@@ -13,7 +13,9 @@
 
 pub mod cycle;
 mod error;
+pub mod events;
 pub mod framework;
+pub mod labels;
 pub mod plugins;
 pub mod queue;
 pub mod resources;

@@ -68,7 +68,15 @@ struct Slot {
     generation: u64,
     /// A move request arrived while the pod was in flight: do not park it as unschedulable.
     moved_in_flight: bool,
+    /// The plugins that rejected the pod in its last attempt.
+    plugins: Vec<&'static str>,
 }
+
+/// Plugins whose verdict may change when a pod is placed or relabelled.
+const POD_EVENT_PLUGINS: &[&str] = &[
+    crate::plugins::inter_pod_affinity::NAME,
+    crate::plugins::pod_topology_spread::NAME,
+];
 
 struct ActiveEntry {
     info: QueuedPod,
@@ -190,6 +198,7 @@ impl SchedulingQueue {
                         place: Place::InFlight,
                         generation: 0,
                         moved_in_flight: false,
+                        plugins: Vec::new(),
                     },
                 );
                 self.place(&key, Place::Active);
@@ -238,9 +247,16 @@ impl SchedulingQueue {
     /// No node fits. The pod is parked until a cluster event, unless one already came while
     /// it was being scheduled (then it backs off and retries).
     pub fn unschedulable(&mut self, key: &str, now: Instant) {
-        let Some(slot) = self.slots.get(key) else {
+        self.unschedulable_by(key, now, Vec::new());
+    }
+
+    /// As [`Self::unschedulable`], remembering which plugins rejected the pod so that only
+    /// events relevant to them move it back.
+    pub fn unschedulable_by(&mut self, key: &str, now: Instant, plugins: Vec<&'static str>) {
+        let Some(slot) = self.slots.get_mut(key) else {
             return;
         };
+        slot.plugins = plugins;
         if slot.moved_in_flight {
             self.reactivate(key, now);
         } else {
@@ -262,6 +278,31 @@ impl SchedulingQueue {
             .iter()
             .filter_map(|(k, s)| match s.place {
                 Place::Unschedulable(_) => Some(k.clone()),
+                _ => None,
+            })
+            .collect();
+        for k in keys {
+            self.reactivate(&k, now);
+        }
+        for s in self.slots.values_mut() {
+            if s.place == Place::InFlight {
+                s.moved_in_flight = true;
+            }
+        }
+    }
+
+    /// A pod was placed or relabelled: retry parked pods that pod affinity or topology spread
+    /// rejected, and let in-flight ones retry.
+    pub fn move_for_pod_event(&mut self, now: Instant) {
+        let keys: Vec<String> = self
+            .slots
+            .iter()
+            .filter_map(|(k, s)| match s.place {
+                Place::Unschedulable(_)
+                    if s.plugins.iter().any(|p| POD_EVENT_PLUGINS.contains(p)) =>
+                {
+                    Some(k.clone())
+                }
                 _ => None,
             })
             .collect();

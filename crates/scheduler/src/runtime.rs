@@ -3,20 +3,27 @@
 //! scheduled while the binding is in flight, binds through `pods/binding`, and on failure rolls
 //! the assumption back and requeues. Unschedulable pods get the `PodScheduled=False` condition.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
+use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
-use k8s_openapi::api::core::v1::{Binding, Node, ObjectReference, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{
+    Binding, Namespace, Node, ObjectReference, Pod, ReplicationController, Service,
+};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
+use kube::ResourceExt;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
 use crate::cycle::schedule;
+use crate::events::{Kind, Recorder};
 use crate::framework::Framework;
 use crate::queue::{QueuedPod, SchedulingQueue};
 use crate::snapshot::{pod_key, Snapshot};
@@ -30,10 +37,75 @@ const FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 enum Event {
     Node(Box<watcher::Result<watcher::Event<Node>>>),
     Pod(Box<watcher::Result<watcher::Event<Pod>>>),
+    Object(Box<ObjectEvent>),
+}
+
+/// Events of the other kinds the plugins consult.
+enum ObjectEvent {
+    Namespace(Box<watcher::Result<watcher::Event<Namespace>>>),
+    Pdb(Box<watcher::Result<watcher::Event<PodDisruptionBudget>>>),
+    Service(Box<watcher::Result<watcher::Event<Service>>>),
+    ReplicaSet(Box<watcher::Result<watcher::Event<ReplicaSet>>>),
+    StatefulSet(Box<watcher::Result<watcher::Event<StatefulSet>>>),
+    ReplicationController(Box<watcher::Result<watcher::Event<ReplicationController>>>),
+}
+
+fn watch_all<K>(
+    client: &kube::Client,
+    wrap: fn(Box<watcher::Result<watcher::Event<K>>>) -> ObjectEvent,
+) -> BoxStream<'static, Event>
+where
+    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
+        + Clone
+        + std::fmt::Debug
+        + serde::de::DeserializeOwned
+        + Send
+        + 'static,
+    K::DynamicType: Default,
+{
+    watcher(Api::<K>::all(client.clone()), watcher::Config::default())
+        .map(move |e| Event::Object(Box::new(wrap(Box::new(e)))))
+        .boxed()
+}
+
+/// Applies one watch event to a `namespace/name` map; `seen` collects keys during a relist so
+/// that objects gone meanwhile are dropped when it completes.
+fn mirror<K: kube::Resource>(
+    map: &mut BTreeMap<String, Arc<K>>,
+    seen: &mut Option<HashSet<String>>,
+    ev: watcher::Event<K>,
+) {
+    let key = |o: &K| {
+        format!(
+            "{}/{}",
+            o.meta().namespace.as_deref().unwrap_or_default(),
+            o.meta().name.as_deref().unwrap_or_default()
+        )
+    };
+    match ev {
+        watcher::Event::Init => *seen = Some(HashSet::new()),
+        watcher::Event::InitApply(o) | watcher::Event::Apply(o) => {
+            let k = key(&o);
+            if let Some(s) = seen.as_mut() {
+                s.insert(k.clone());
+            }
+            map.insert(k, Arc::new(o));
+        }
+        watcher::Event::InitDone => {
+            if let Some(s) = seen.take() {
+                map.retain(|k, _| s.contains(k));
+            }
+        }
+        watcher::Event::Delete(o) => {
+            map.remove(&key(&o));
+        }
+    }
 }
 
 struct BindOutcome {
     key: String,
+    pod: Arc<Pod>,
+    node: String,
     result: Result<()>,
 }
 
@@ -45,7 +117,10 @@ pub struct Scheduler {
     queue: SchedulingQueue,
     nodes_seen: Option<HashSet<String>>,
     pods_seen: Option<HashSet<String>>,
+    /// Per object kind, the keys seen during a relist in progress.
+    objects_seen: HashMap<&'static str, Option<HashSet<String>>>,
     cycles: usize,
+    events: Recorder,
 }
 
 impl Scheduler {
@@ -57,8 +132,17 @@ impl Scheduler {
             snapshot: Snapshot::new(),
             nodes_seen: None,
             pods_seen: None,
+            objects_seen: HashMap::new(),
             cycles: 0,
+            events: Recorder::new(DEFAULT_SCHEDULER_NAME),
         }
+    }
+
+    /// Serves pods whose `spec.schedulerName` is `name` (the profile's name).
+    pub fn with_name(mut self, name: impl Into<String>) -> Self {
+        self.name = name.into();
+        self.events = Recorder::new(&self.name);
+        self
     }
 
     /// Schedules until `cancel` fires. Watch failures are retried by the watchers themselves.
@@ -69,7 +153,20 @@ impl Scheduler {
         let pods = watcher(Api::<Pod>::all(client.clone()), watcher::Config::default())
             .map(|e| Event::Pod(Box::new(e)))
             .boxed();
-        let mut events = futures::stream::select(nodes, pods);
+        let objects = futures::stream::select_all([
+            watcher(
+                Api::<Namespace>::all(client.clone()),
+                watcher::Config::default(),
+            )
+            .map(|e| Event::Object(Box::new(ObjectEvent::Namespace(Box::new(e)))))
+            .boxed(),
+            watch_all(&client, ObjectEvent::Pdb),
+            watch_all(&client, ObjectEvent::Service),
+            watch_all(&client, ObjectEvent::ReplicaSet),
+            watch_all(&client, ObjectEvent::StatefulSet),
+            watch_all(&client, ObjectEvent::ReplicationController),
+        ]);
+        let mut events = futures::stream::select_all([nodes, pods, objects.boxed()]);
         let (bound_tx, mut bound_rx) = mpsc::channel::<BindOutcome>(1024);
         let mut flush = tokio::time::interval(FLUSH_INTERVAL);
         loop {
@@ -81,7 +178,7 @@ impl Scheduler {
                 self.handle(ev);
             }
             while let Ok(outcome) = bound_rx.try_recv() {
-                self.bound(outcome);
+                self.bound(outcome, &client);
             }
             let now = Instant::now().into_std();
             self.queue.flush_backoff(now);
@@ -98,7 +195,7 @@ impl Scheduler {
             tokio::select! {
                 _ = cancel.cancelled() => break,
                 Some(ev) = events.next() => self.handle(ev),
-                Some(outcome) = bound_rx.recv() => self.bound(outcome),
+                Some(outcome) = bound_rx.recv() => self.bound(outcome, &client),
                 _ = tokio::time::sleep_until(wake) => {}
                 _ = flush.tick() => self.queue.flush_unschedulable(Instant::now().into_std()),
             }
@@ -124,6 +221,78 @@ impl Scheduler {
                 Ok(ev) => self.pod_event(ev),
                 Err(e) => tracing::warn!(error = %e, "pod watch failed; retrying"),
             },
+            Event::Object(ev) => self.object_event(*ev),
+        }
+    }
+
+    fn object_event(&mut self, ev: ObjectEvent) {
+        let objects = &mut self.snapshot.objects;
+        let seen = &mut self.objects_seen;
+        let result = match ev {
+            ObjectEvent::Namespace(ev) => (*ev).map(|ev| self.namespace_event(ev)),
+            ObjectEvent::Pdb(ev) => {
+                (*ev).map(|ev| mirror(&mut objects.pdbs, seen.entry("pdb").or_default(), ev))
+            }
+            ObjectEvent::Service(ev) => (*ev).map(|ev| {
+                mirror(
+                    &mut objects.services,
+                    seen.entry("service").or_default(),
+                    ev,
+                )
+            }),
+            ObjectEvent::ReplicaSet(ev) => (*ev).map(|ev| {
+                mirror(
+                    &mut objects.replica_sets,
+                    seen.entry("replicaset").or_default(),
+                    ev,
+                )
+            }),
+            ObjectEvent::StatefulSet(ev) => (*ev).map(|ev| {
+                mirror(
+                    &mut objects.stateful_sets,
+                    seen.entry("statefulset").or_default(),
+                    ev,
+                )
+            }),
+            ObjectEvent::ReplicationController(ev) => (*ev).map(|ev| {
+                mirror(
+                    &mut objects.replication_controllers,
+                    seen.entry("replicationcontroller").or_default(),
+                    ev,
+                )
+            }),
+        };
+        if let Err(e) = result {
+            tracing::debug!(error = %e, "object watch failed; retrying");
+        }
+    }
+
+    fn namespace_event(&mut self, ev: watcher::Event<Namespace>) {
+        let now = Instant::now().into_std();
+        let labels = &mut self.snapshot.objects.namespace_labels;
+        let seen = self.objects_seen.entry("namespace").or_default();
+        match ev {
+            watcher::Event::Init => *seen = Some(HashSet::new()),
+            watcher::Event::InitApply(ns) | watcher::Event::Apply(ns) => {
+                let name = ns.name_any();
+                if let Some(s) = seen.as_mut() {
+                    s.insert(name.clone());
+                }
+                let new = ns.metadata.labels.unwrap_or_default();
+                if labels.get(&name) != Some(&new) {
+                    labels.insert(name, new);
+                    // Affinity terms select namespaces by label.
+                    self.queue.move_all_to_active_or_backoff(now);
+                }
+            }
+            watcher::Event::InitDone => {
+                if let Some(s) = seen.take() {
+                    labels.retain(|k, _| s.contains(k));
+                }
+            }
+            watcher::Event::Delete(ns) => {
+                labels.remove(&ns.name_any());
+            }
         }
     }
 
@@ -168,6 +337,7 @@ impl Scheduler {
             watcher::Event::Delete(p) => {
                 let key = pod_key(&p);
                 self.queue.delete(&key);
+                self.events.forget(&key);
                 if self.snapshot.remove_pod(&key).is_some() {
                     self.queue.move_all_to_active_or_backoff(now);
                 }
@@ -193,7 +363,18 @@ impl Scheduler {
             }
         } else if bound {
             self.queue.delete(&key);
+            // A pod newly placed (or relabelled) may satisfy pending pods' pod affinity or
+            // change their spreading; upstream's AssignedPodAdd/Update events.
+            let known = self
+                .snapshot
+                .node(self.snapshot.node_of(&key).unwrap_or_default())
+                .and_then(|n| n.pods.get(&key))
+                .map(|p| p.pod.metadata.labels.clone());
+            let changed = known != Some(pod.metadata.labels.clone());
             self.snapshot.upsert_bound_pod(Arc::new(pod));
+            if changed {
+                self.queue.move_for_pod_event(now);
+            }
         } else if self.is_ours(&pod)
             && pod.metadata.deletion_timestamp.is_none()
             && !self.snapshot.is_assumed(&key)
@@ -220,8 +401,16 @@ impl Scheduler {
                 let tx = bound_tx.clone();
                 let key = info.key;
                 tokio::spawn(async move {
-                    let result = bind(&api, &pod, &result.node).await;
-                    let _ = tx.send(BindOutcome { key, result }).await;
+                    let node = result.node;
+                    let result = bind(&api, &pod, &node).await;
+                    let _ = tx
+                        .send(BindOutcome {
+                            key,
+                            pod,
+                            node,
+                            result,
+                        })
+                        .await;
                 });
             }
             Err(fit) => {
@@ -231,8 +420,16 @@ impl Scheduler {
                 if fit.internal.is_some() {
                     self.queue.retry_after_error(&info.key, now);
                 } else {
-                    self.queue.unschedulable(&info.key, now);
+                    self.queue.unschedulable_by(&info.key, now, fit.plugins());
                 }
+                self.events.emit(
+                    client,
+                    &pod,
+                    Kind::Warning,
+                    "FailedScheduling",
+                    "Scheduling",
+                    &message,
+                );
                 if needs_condition(&pod, &message) {
                     let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));
                     tokio::spawn(async move {
@@ -245,10 +442,23 @@ impl Scheduler {
         }
     }
 
-    fn bound(&mut self, outcome: BindOutcome) {
+    fn bound(&mut self, outcome: BindOutcome, client: &kube::Client) {
         let now = Instant::now().into_std();
         match outcome.result {
-            Ok(()) => self.queue.done(&outcome.key),
+            Ok(()) => {
+                self.queue.done(&outcome.key);
+                self.events.forget(&outcome.key);
+                let note = format!("Successfully assigned {} to {}", outcome.key, outcome.node);
+                self.events.emit(
+                    client,
+                    &outcome.pod,
+                    Kind::Normal,
+                    "Scheduled",
+                    "Binding",
+                    &note,
+                );
+                self.events.forget(&outcome.key);
+            }
             Err(e) => {
                 tracing::info!(pod.name = %outcome.key, error = %e, "binding failed; requeued");
                 self.snapshot.forget(&outcome.key);

@@ -4,7 +4,9 @@
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
-use k8s_openapi::api::core::v1::{Node, Pod};
+use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
+use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 
 use crate::resources::{allowed_pods, pod_requests, Resources};
 
@@ -142,7 +144,7 @@ impl NodeInfo {
 /// All nodes in a stable order, the pods placed on them, and which placements are only assumed
 /// (decided by the scheduler, binding not yet observed). Pods may reference a node that is not
 /// known yet; they are kept aside and attached when it appears.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     nodes: Vec<NodeInfo>,
     index: HashMap<String, usize>,
@@ -151,6 +153,38 @@ pub struct Snapshot {
     /// Pods on nodes not (yet) known.
     orphans: HashMap<String, PodInfo>,
     assumed: HashSet<String>,
+    /// Other objects plugins consult: namespaces (for affinity namespace selectors), disruption
+    /// budgets (preemption) and the workloads that give pods default spreading.
+    pub objects: ClusterObjects,
+}
+
+/// Objects besides nodes and pods, each keyed by `namespace/name` (namespaces by name).
+#[derive(Debug, Default, Clone)]
+pub struct ClusterObjects {
+    pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
+    pub pdbs: BTreeMap<String, Arc<PodDisruptionBudget>>,
+    pub services: BTreeMap<String, Arc<Service>>,
+    pub replica_sets: BTreeMap<String, Arc<ReplicaSet>>,
+    pub stateful_sets: BTreeMap<String, Arc<StatefulSet>>,
+    pub replication_controllers: BTreeMap<String, Arc<ReplicationController>>,
+}
+
+impl ClusterObjects {
+    /// Labels of a namespace (none if it is not known).
+    pub fn namespace_labels(&self, ns: &str) -> Option<&BTreeMap<String, String>> {
+        self.namespace_labels.get(ns)
+    }
+
+    /// Items of one kind in a namespace.
+    pub fn in_namespace<'a, T>(
+        map: &'a BTreeMap<String, Arc<T>>,
+        ns: &'a str,
+    ) -> impl Iterator<Item = &'a Arc<T>> + 'a {
+        let prefix = format!("{ns}/");
+        map.range(prefix.clone()..)
+            .take_while(move |(k, _)| k.starts_with(&prefix))
+            .map(|(_, v)| v)
+    }
 }
 
 impl Snapshot {
@@ -164,6 +198,18 @@ impl Snapshot {
 
     pub fn node(&self, name: &str) -> Option<&NodeInfo> {
         self.index.get(name).map(|i| &self.nodes[*i])
+    }
+
+    /// Every placed pod with its node.
+    pub fn pods(&self) -> impl Iterator<Item = (&NodeInfo, &PodInfo)> {
+        self.nodes
+            .iter()
+            .flat_map(|n| n.pods.values().map(move |p| (n, p)))
+    }
+
+    /// The node a pod is placed on (bound or assumed), if known.
+    pub fn node_of(&self, key: &str) -> Option<&str> {
+        self.placed.get(key).map(String::as_str)
     }
 
     pub fn is_assumed(&self, key: &str) -> bool {

@@ -138,7 +138,7 @@ impl ScorePlugin for NodeAffinity {
             .sum())
     }
 
-    fn normalize(&self, _: &CycleState, _: &Pod, scores: &mut [i64]) -> Status {
+    fn normalize(&self, _: &CycleState, _: &Pod, _: &[&NodeInfo], scores: &mut [i64]) -> Status {
         default_normalize(scores, false);
         Status::success()
     }
@@ -308,7 +308,7 @@ mod tests {
             .map(|n| plugin.score(&state, &p, n).unwrap())
             .collect();
         assert_eq!(scores, vec![0, 5, 20, 25]);
-        plugin.normalize(&state, &p, &mut scores);
+        plugin.normalize(&state, &p, &[], &mut scores);
         assert_eq!(scores, vec![0, 20, 80, 100]);
     }
 }

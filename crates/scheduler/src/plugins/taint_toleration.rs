@@ -98,7 +98,7 @@ impl ScorePlugin for TaintToleration {
             .count() as i64)
     }
 
-    fn normalize(&self, _: &CycleState, _: &Pod, scores: &mut [i64]) -> Status {
+    fn normalize(&self, _: &CycleState, _: &Pod, _: &[&NodeInfo], scores: &mut [i64]) -> Status {
         default_normalize(scores, true);
         Status::success()
     }
@@ -209,7 +209,7 @@ mod tests {
             .map(|n| plugin.score(&state, &p, n).unwrap())
             .collect();
         assert_eq!(scores, vec![0, 1, 2, 0]);
-        plugin.normalize(&state, &p, &mut scores);
+        plugin.normalize(&state, &p, &[], &mut scores);
         assert_eq!(scores, vec![100, 50, 0, 100]);
     }
 }
