@@ -1,8 +1,32 @@
 //! Pure helpers of the Deployment controller: the pod-template-hash that names ReplicaSets,
-//! and the rolling-update arithmetic over maxSurge/maxUnavailable. No I/O.
+//! the rolling-update arithmetic over maxSurge/maxUnavailable, revision and replica
+//! annotations, and orderings of ReplicaSets. No I/O.
 
+use std::cmp::Ordering;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 use k8s_openapi::api::core::v1::PodTemplateSpec;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+/// The revision of a ReplicaSet (and, copied from the newest one, of its Deployment).
+pub const REVISION: &str = "deployment.kubernetes.io/revision";
+/// Earlier revisions of a ReplicaSet that was rolled back to, comma-separated.
+pub const REVISION_HISTORY: &str = "deployment.kubernetes.io/revision-history";
+/// `spec.replicas` of the Deployment when it last sized this ReplicaSet.
+pub const DESIRED_REPLICAS: &str = "deployment.kubernetes.io/desired-replicas";
+/// `spec.replicas + maxSurge` of the Deployment when it last sized this ReplicaSet.
+pub const MAX_REPLICAS: &str = "deployment.kubernetes.io/max-replicas";
+/// Deployment annotations that are not copied to its ReplicaSets.
+const NOT_COPIED: &[&str] = &[
+    "kubectl.kubernetes.io/last-applied-configuration",
+    REVISION,
+    REVISION_HISTORY,
+    DESIRED_REPLICAS,
+    MAX_REPLICAS,
+    "deprecated.deployment.rollback.to",
+];
+/// Upstream's bound on the revision-history annotation.
+pub const MAX_REVISION_HISTORY_CHARS: usize = 2000;
 
 /// The label (and ReplicaSet name suffix) that ties a ReplicaSet to one pod template.
 pub const POD_TEMPLATE_HASH: &str = "pod-template-hash";
@@ -101,6 +125,269 @@ pub fn old_replicas_to_scale_down(
     let min_available = desired - max_unavailable;
     let new_unavailable = new_replicas - new_available;
     (all_replicas - min_available - new_unavailable).max(0)
+}
+
+/// `spec.replicas` of a ReplicaSet (the API server defaults it to 1).
+pub fn replicas(rs: &ReplicaSet) -> i32 {
+    rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+pub fn set_replicas(rs: &mut ReplicaSet, n: i32) {
+    rs.spec.get_or_insert_with(Default::default).replicas = Some(n);
+}
+
+/// `spec.replicas` of a Deployment.
+pub fn desired(d: &Deployment) -> i32 {
+    d.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1)
+}
+
+pub fn status_replicas(rs: &ReplicaSet) -> i32 {
+    rs.status.as_ref().map_or(0, |s| s.replicas)
+}
+
+pub fn available_replicas(rs: &ReplicaSet) -> i32 {
+    rs.status
+        .as_ref()
+        .and_then(|s| s.available_replicas)
+        .unwrap_or(0)
+}
+
+pub fn ready_replicas(rs: &ReplicaSet) -> i32 {
+    rs.status
+        .as_ref()
+        .and_then(|s| s.ready_replicas)
+        .unwrap_or(0)
+}
+
+pub fn is_rolling_update(d: &Deployment) -> bool {
+    strategy_type(d) != "Recreate"
+}
+
+pub fn strategy_type(d: &Deployment) -> &str {
+    d.spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.type_.as_deref())
+        .unwrap_or("RollingUpdate")
+}
+
+fn fenceposts(d: &Deployment) -> (i32, i32) {
+    let ru = d
+        .spec
+        .as_ref()
+        .and_then(|s| s.strategy.as_ref())
+        .and_then(|s| s.rolling_update.as_ref());
+    resolve_fenceposts(
+        ru.and_then(|r| r.max_surge.as_ref()),
+        ru.and_then(|r| r.max_unavailable.as_ref()),
+        desired(d),
+    )
+}
+
+/// maxSurge in pods; 0 unless the strategy is RollingUpdate.
+pub fn max_surge(d: &Deployment) -> i32 {
+    if is_rolling_update(d) {
+        fenceposts(d).0
+    } else {
+        0
+    }
+}
+
+/// maxUnavailable in pods, never more than `spec.replicas`; 0 unless the strategy is
+/// RollingUpdate.
+pub fn max_unavailable(d: &Deployment) -> i32 {
+    if !is_rolling_update(d) || desired(d) == 0 {
+        return 0;
+    }
+    fenceposts(d).1.min(desired(d))
+}
+
+pub fn annotation<'a>(rs: &'a ReplicaSet, key: &str) -> Option<&'a str> {
+    rs.metadata
+        .annotations
+        .as_ref()?
+        .get(key)
+        .map(String::as_str)
+}
+
+/// The revision annotation as a number; 0 when absent or unparsable.
+pub fn revision(rs: &ReplicaSet) -> i64 {
+    annotation(rs, REVISION)
+        .and_then(|r| r.parse().ok())
+        .unwrap_or(0)
+}
+
+pub fn max_revision(sets: &[ReplicaSet]) -> i64 {
+    sets.iter().map(revision).max().unwrap_or(0)
+}
+
+/// Whether two pod templates are equal once the pod-template-hash label is ignored
+/// (empty and missing maps count as equal, as upstream's semantic equality).
+pub fn equal_ignore_hash(a: &PodTemplateSpec, b: &PodTemplateSpec) -> bool {
+    fn normal(t: &PodTemplateSpec) -> PodTemplateSpec {
+        let mut t = t.clone();
+        let meta = t.metadata.get_or_insert_with(Default::default);
+        if let Some(labels) = meta.labels.as_mut() {
+            labels.remove(POD_TEMPLATE_HASH);
+        }
+        if meta.labels.as_ref().is_some_and(|l| l.is_empty()) {
+            meta.labels = None;
+        }
+        if meta.annotations.as_ref().is_some_and(|a| a.is_empty()) {
+            meta.annotations = None;
+        }
+        t
+    }
+    normal(a) == normal(b)
+}
+
+/// Copy the Deployment's annotations (except revision bookkeeping and
+/// last-applied-configuration) onto the ReplicaSet; whether anything changed.
+pub fn copy_annotations(d: &Deployment, rs: &mut ReplicaSet) -> bool {
+    let mut changed = false;
+    let target = rs.metadata.annotations.get_or_insert_with(Default::default);
+    for (k, v) in d.metadata.annotations.iter().flatten() {
+        if NOT_COPIED.contains(&k.as_str()) || target.get(k) == Some(v) {
+            continue;
+        }
+        target.insert(k.clone(), v.clone());
+        changed = true;
+    }
+    changed
+}
+
+/// Whether the desired- and max-replicas annotations differ from these values.
+pub fn replicas_annotations_need_update(rs: &ReplicaSet, desired: i32, max: i32) -> bool {
+    annotation(rs, DESIRED_REPLICAS) != Some(desired.to_string().as_str())
+        || annotation(rs, MAX_REPLICAS) != Some(max.to_string().as_str())
+}
+
+/// Set the desired- and max-replicas annotations; whether anything changed.
+pub fn set_replicas_annotations(rs: &mut ReplicaSet, desired: i32, max: i32) -> bool {
+    if !replicas_annotations_need_update(rs, desired, max) {
+        return false;
+    }
+    let a = rs.metadata.annotations.get_or_insert_with(Default::default);
+    a.insert(DESIRED_REPLICAS.into(), desired.to_string());
+    a.insert(MAX_REPLICAS.into(), max.to_string());
+    true
+}
+
+/// Upstream's `SetNewReplicaSetAnnotations`: copy the Deployment's annotations, raise the
+/// revision to `new_revision` if it is lower (keeping the replaced revision in the
+/// revision-history annotation: this ReplicaSet is being rolled back to), and for a
+/// ReplicaSet about to be created set the replica annotations. Whether anything changed.
+pub fn set_new_rs_annotations(
+    d: &Deployment,
+    rs: &mut ReplicaSet,
+    new_revision: i64,
+    exists: bool,
+) -> bool {
+    let mut changed = copy_annotations(d, rs);
+    let annotations = rs.metadata.annotations.get_or_insert_with(Default::default);
+    let old = annotations.get(REVISION).cloned();
+    let old_number = match old.as_deref() {
+        None | Some("") => 0,
+        Some(o) => match o.parse::<i64>() {
+            Ok(n) => n,
+            // An unparsable revision is left alone, as upstream does.
+            Err(_) => return changed,
+        },
+    };
+    if old_number < new_revision {
+        annotations.insert(REVISION.into(), new_revision.to_string());
+        changed = true;
+        if let Some(old) = old.filter(|o| !o.is_empty()) {
+            let history = annotations
+                .get(REVISION_HISTORY)
+                .cloned()
+                .unwrap_or_default();
+            if history.is_empty() {
+                annotations.insert(REVISION_HISTORY.into(), old);
+            } else {
+                let mut parts: Vec<&str> = history.split(',').collect();
+                let mut total = history.len() + old.len() + 1;
+                let mut start = 0;
+                while total > MAX_REVISION_HISTORY_CHARS && start < parts.len() {
+                    total -= parts[start].len() + 1;
+                    start += 1;
+                }
+                if total <= MAX_REVISION_HISTORY_CHARS {
+                    parts = parts.split_off(start);
+                    parts.push(&old);
+                    annotations.insert(REVISION_HISTORY.into(), parts.join(","));
+                }
+            }
+        }
+    }
+    if !exists && set_replicas_annotations(rs, desired(d), desired(d) + max_surge(d)) {
+        changed = true;
+    }
+    changed
+}
+
+fn created(rs: &ReplicaSet) -> Option<jiff::Timestamp> {
+    rs.metadata.creation_timestamp.as_ref().map(|t| t.0)
+}
+
+/// Oldest first, then by name.
+pub fn by_creation(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    created(a)
+        .cmp(&created(b))
+        .then_with(|| a.metadata.name.cmp(&b.metadata.name))
+}
+
+/// Largest first; among equals, oldest first (which to scale down first).
+pub fn by_size_older(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    replicas(b)
+        .cmp(&replicas(a))
+        .then_with(|| by_creation(a, b))
+}
+
+/// Largest first; among equals, newest first (which to scale up first).
+pub fn by_size_newer(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    replicas(b)
+        .cmp(&replicas(a))
+        .then_with(|| by_creation(b, a))
+}
+
+/// Lowest revision first, then oldest.
+pub fn by_revision(a: &ReplicaSet, b: &ReplicaSet) -> Ordering {
+    revision(a)
+        .cmp(&revision(b))
+        .then_with(|| by_creation(a, b))
+}
+
+/// How many replicas a ReplicaSet gains (or, negative, loses) when the Deployment's total
+/// changes by `to_add` during a rollout: its share of the new total in proportion to its
+/// size under the max-replicas annotation, bounded by what is left to distribute.
+pub fn proportion(rs: &ReplicaSet, d: &Deployment, to_add: i32, added: i32) -> i32 {
+    if replicas(rs) == 0 || to_add == 0 || to_add == added {
+        return 0;
+    }
+    let fraction = fraction(rs, d);
+    let allowed = to_add - added;
+    if to_add > 0 {
+        fraction.min(allowed)
+    } else {
+        fraction.max(allowed)
+    }
+}
+
+fn fraction(rs: &ReplicaSet, d: &Deployment) -> i32 {
+    if desired(d) == 0 {
+        return -replicas(rs);
+    }
+    let total = desired(d) + max_surge(d);
+    let annotated = annotation(rs, MAX_REPLICAS)
+        .and_then(|v| v.parse::<i32>().ok())
+        .unwrap_or_else(|| d.status.as_ref().and_then(|s| s.replicas).unwrap_or(0));
+    if annotated == 0 {
+        return 0;
+    }
+    let size = f64::from(replicas(rs)) * f64::from(total) / f64::from(annotated);
+    // Go's math.Round: half away from zero, as f64::round.
+    size.round() as i32 - replicas(rs)
 }
 
 #[cfg(test)]
