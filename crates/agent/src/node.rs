@@ -31,6 +31,9 @@ pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
 /// The kubelet's port, advertised in `daemonEndpoints` (logs and exec are served there later).
 const KUBELET_PORT: i32 = 10250;
+/// How long a new node waits for the node IPAM controller to assign its podCIDR.
+const IPAM_WAIT: Duration = Duration::from_secs(5);
+const IPAM_POLL_INITIAL: Duration = Duration::from_millis(100);
 
 /// What a node has and is called.
 #[derive(Debug, Clone)]
@@ -79,9 +82,9 @@ impl Default for Timing {
     }
 }
 
-/// Until an IPAM controller assigns `spec.podCIDR`, a node picks a /24 of 10.42.0.0/16 from a
-/// hash of its name. There are only 256 of them, so large simulated fleets share ranges (and
-/// pod addresses) between nodes; `navarch simulate` numbers its nodes' ranges instead.
+/// When no node IPAM controller assigns `spec.podCIDR` (controllers disabled, or the cluster
+/// network exhausted), a node falls back to a /24 of 10.42.0.0/16 picked from a hash of its
+/// name. There are only 256 of them, so nodes may then share ranges.
 pub fn default_pod_cidr(name: &str) -> Ipv4Net {
     let digest = Sha256::digest(name.as_bytes());
     pod_cidr_by_index(u32::from(digest[0]))
@@ -114,7 +117,12 @@ fn hex_digest(parts: &[&str]) -> String {
 }
 
 /// The Node to register.
-pub fn node_object(config: &NodeConfig, pod_cidr: Ipv4Net, boot_id: &str, now: Time) -> Node {
+pub fn node_object(
+    config: &NodeConfig,
+    pod_cidr: Option<Ipv4Net>,
+    boot_id: &str,
+    now: Time,
+) -> Node {
     let mut labels = BTreeMap::from([
         ("beta.kubernetes.io/arch".to_string(), go_arch().to_string()),
         ("beta.kubernetes.io/os".to_string(), "linux".to_string()),
@@ -137,8 +145,8 @@ pub fn node_object(config: &NodeConfig, pod_cidr: Ipv4Net, boot_id: &str, now: T
             ..Default::default()
         },
         spec: Some(NodeSpec {
-            pod_cidr: Some(pod_cidr.to_string()),
-            pod_cidrs: Some(vec![pod_cidr.to_string()]),
+            pod_cidr: pod_cidr.map(|c| c.to_string()),
+            pod_cidrs: pod_cidr.map(|c| vec![c.to_string()]),
             ..Default::default()
         }),
         status: Some(node_status(config, boot_id, None, now)),
@@ -284,10 +292,7 @@ pub async fn register(
 ) -> Result<Registered> {
     let nodes: Api<Node> = Api::all(client.clone());
     let now = Time(seconds(clock.now()));
-    let wanted_cidr = config
-        .pod_cidr
-        .unwrap_or_else(|| default_pod_cidr(&config.name));
-    let node = node_object(config, wanted_cidr, boot_id, now.clone());
+    let node = node_object(config, config.pod_cidr, boot_id, now.clone());
     let created = match nodes.create(&PostParams::default(), &node).await {
         Ok(created) => created,
         Err(e) if is_status(&e, 409) => {
@@ -308,12 +313,10 @@ pub async fn register(
             ))
         }
     };
-    let pod_cidr = created
-        .spec
-        .as_ref()
-        .and_then(|s| s.pod_cidr.as_deref())
-        .and_then(|c| c.parse().ok())
-        .unwrap_or(wanted_cidr);
+    let pod_cidr = match pod_cidr_of(&created) {
+        Some(cidr) => cidr,
+        None => wait_for_pod_cidr(&nodes, &config.name).await?,
+    };
     let status = node_status(config, boot_id, created.status.as_ref(), now);
     write_status(&nodes, &config.name, &status).await?;
     Ok(Registered {
@@ -321,6 +324,52 @@ pub async fn register(
         pod_cidr,
         status,
     })
+}
+
+fn pod_cidr_of(node: &Node) -> Option<Ipv4Net> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.pod_cidr.as_deref())
+        .and_then(|c| c.parse().ok())
+}
+
+/// Wait for the node IPAM controller to assign the node's `spec.podCIDR`; without one after a
+/// few seconds, take [`default_pod_cidr`] (set once: whoever writes first wins).
+async fn wait_for_pod_cidr(nodes: &Api<Node>, name: &str) -> Result<Ipv4Net> {
+    let mut delay = IPAM_POLL_INITIAL;
+    let mut waited = Duration::ZERO;
+    while waited < IPAM_WAIT {
+        tokio::time::sleep(delay).await;
+        waited += delay;
+        delay = (delay * 2).min(Duration::from_secs(2));
+        let node = nodes
+            .get(name)
+            .await
+            .map_err(api_error(format!("cannot read node {name}")))?;
+        if let Some(cidr) = pod_cidr_of(&node) {
+            return Ok(cidr);
+        }
+    }
+    let fallback = default_pod_cidr(name);
+    tracing::warn!(node = name, pod_cidr = %fallback, "no podCIDR assigned by the controllers; using a range derived from the name");
+    let patch = serde_json::json!({"spec": {"podCIDR": fallback.to_string(), "podCIDRs": [fallback.to_string()]}});
+    match nodes
+        .patch(name, &PatchParams::default(), &Patch::Merge(&patch))
+        .await
+    {
+        Ok(node) => Ok(pod_cidr_of(&node).unwrap_or(fallback)),
+        // Assigned meanwhile (the field is set once).
+        Err(e) if is_status(&e, 422) => {
+            let node = nodes
+                .get(name)
+                .await
+                .map_err(api_error(format!("cannot read node {name}")))?;
+            Ok(pod_cidr_of(&node).unwrap_or(fallback))
+        }
+        Err(e) => Err(api_error(format!("cannot set the podCIDR of node {name}"))(
+            e,
+        )),
+    }
 }
 
 async fn write_status(nodes: &Api<Node>, name: &str, status: &NodeStatus) -> Result<()> {
@@ -477,7 +526,7 @@ mod tests {
 
     #[test]
     fn the_node_carries_resources_labels_and_ready_conditions() {
-        let node = node_object(&config(), pod_cidr_by_index(7), "boot", at(0));
+        let node = node_object(&config(), Some(pod_cidr_by_index(7)), "boot", at(0));
         let labels = node.metadata.labels.unwrap();
         assert_eq!(labels["kubernetes.io/hostname"], "sim-7");
         assert_eq!(labels["kubernetes.io/os"], "linux");

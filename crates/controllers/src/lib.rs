@@ -6,7 +6,9 @@
 //! - [`deployment`]: ReplicaSets for Deployments: rolling and recreate rollouts, revisions,
 //!   rollback, pause, progress deadlines.
 //! - [`replicaset`]: pods for ReplicaSets, with expectations and slow-start creation.
-//! - [`gc`]: dependents of deleted ReplicaSets are deleted (background propagation).
+//! - [`gc`]: the garbage collector over the ownerReferences graph of every resource:
+//!   background, foreground and orphan deletion.
+//! - [`ipam`]: a block of the cluster network for every node.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 
 pub mod deployment;
@@ -14,18 +16,55 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod ipam;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
 
 pub use error::{Error, Result};
 
+use std::time::Duration;
+
 use kube::Client;
 use tokio_util::sync::CancellationToken;
 
-/// Run every controller until `shutdown` fires, then wait for in-flight reconciles.
+/// Settings of the controllers (the server's flags).
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// The pod network; each node gets a block of it (`--cluster-cidr`).
+    pub cluster_cidr: ipnet::Ipv4Net,
+    /// Prefix length of each node's block.
+    pub node_cidr_mask: u8,
+    /// A node whose kubelet has not renewed its Lease or posted status for this long turns
+    /// Unknown (`--node-monitor-grace-period`).
+    pub node_monitor_grace_period: Duration,
+    /// How often node health is checked.
+    pub node_monitor_period: Duration,
+    /// Terminated pods beyond this many are deleted, oldest first.
+    pub terminated_pod_gc_threshold: usize,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        Config {
+            cluster_cidr: "10.42.0.0/16".parse().expect("valid default"),
+            node_cidr_mask: 24,
+            node_monitor_grace_period: Duration::from_secs(50),
+            node_monitor_period: Duration::from_secs(5),
+            terminated_pod_gc_threshold: 12_500,
+        }
+    }
+}
+
+/// Run every controller with the default settings; see [`run_with`].
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    run_with(client, Config::default(), shutdown).await;
+}
+
+/// Run every controller until `shutdown` fires, then wait for in-flight reconciles.
+pub async fn run_with(client: Client, config: Config, shutdown: CancellationToken) {
     tokio::join!(
+        ipam::run(client.clone(), config.clone(), shutdown.clone()),
         deployment::run(client.clone(), shutdown.clone()),
         replicaset::run(client.clone(), shutdown.clone()),
         gc::run(client.clone(), shutdown.clone()),

@@ -16,7 +16,7 @@ use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
 use navarch_agent::fleet::{self, FleetConfig, Progress};
-use navarch_agent::node::{self, NodeConfig, Timing};
+use navarch_agent::node::{NodeConfig, Timing};
 use navarch_agent::pod::backoff::BackoffConfig;
 use navarch_apiserver::JoinToken;
 use tokio_util::sync::CancellationToken;
@@ -38,7 +38,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::
         None => hostname()?,
     };
     let client = connect(&args.connect, Some(&name)).await?;
-    let config = node_config(&name, args.node_ip, None, &args.node);
+    let config = node_config(&name, args.node_ip, &args.node);
     run_fleet(client, vec![config], &args.node, false, shutdown).await
 }
 
@@ -51,7 +51,7 @@ pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> an
             // Simulated addresses: 172.30.0.0/16, one per node.
             let offset = i + 1;
             let ip = Ipv4Addr::new(172, 30, (offset >> 8) as u8, (offset & 0xff) as u8);
-            node_config(&name, IpAddr::V4(ip), Some(i), &args.node)
+            node_config(&name, IpAddr::V4(ip), &args.node)
         })
         .collect();
     run_fleet(client, nodes, &args.node, args.cleanup, shutdown).await
@@ -100,7 +100,7 @@ async fn run_fleet(
     Ok(())
 }
 
-fn node_config(name: &str, ip: IpAddr, index: Option<u32>, sim: &SimulatedNodeArgs) -> NodeConfig {
+fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> NodeConfig {
     NodeConfig {
         name: name.to_string(),
         cpu: sim.cpu.clone(),
@@ -108,7 +108,8 @@ fn node_config(name: &str, ip: IpAddr, index: Option<u32>, sim: &SimulatedNodeAr
         ephemeral_storage: sim.ephemeral_storage.clone(),
         max_pods: sim.max_pods,
         internal_ip: ip,
-        pod_cidr: index.map(node::pod_cidr_by_index),
+        // Assigned by the node IPAM controller.
+        pod_cidr: None,
         labels: Default::default(),
         control_plane: false,
         kubelet_version: navarch_apiserver::version::VersionInfo::current().git_version,
