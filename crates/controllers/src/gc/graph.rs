@@ -379,7 +379,8 @@ mod tests {
         let waiting = ("b".to_string(), OwnerState::Waiting);
         let child = node("c", &["p"]);
         let deleting_child = deleting(node("c", &["p"]), FOREGROUND);
-        let cases: Vec<(Vec<(String, OwnerState)>, Vec<&Node>, Decision)> = vec![
+        type Case<'a> = (Vec<(String, OwnerState)>, Vec<&'a Node>, Decision);
+        let cases: Vec<Case> = vec![
             (vec![], vec![], Decision::Nothing),
             (vec![solid.clone()], vec![], Decision::Nothing),
             (
