@@ -21,7 +21,7 @@ pub struct ScheduleResult {
 }
 
 /// No node was chosen: why, per node, in upstream's message form via `Display`.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq)]
 pub struct FitError {
     pub num_nodes: usize,
     /// Set when a pre-filter rejected the pod for every node.
@@ -30,6 +30,8 @@ pub struct FitError {
     pub node_statuses: Vec<(String, Status)>,
     pub post_filter_msg: Option<String>,
     pub nominated_node: Option<String>,
+    /// Pods to evict so the pod fits on `nominated_node` (preemption).
+    pub victims: Vec<std::sync::Arc<Pod>>,
     /// A plugin failed (not "does not fit"): the pod is retried with backoff.
     pub internal: Option<Status>,
 }
@@ -63,7 +65,8 @@ impl fmt::Display for FitError {
             }
         }
         if let Some(m) = &self.post_filter_msg {
-            write!(f, " {m}.")?;
+            // Recent kube-schedulers print one period after preemption's nested message.
+            write!(f, " {}.", m.trim_end_matches('.'))?;
         }
         Ok(())
     }
@@ -109,10 +112,19 @@ pub fn schedule(
         });
     }
     if !s.is_success() {
-        return fail(FitError {
+        // Every node is rejected with the pre-filter's status (post-filters see that).
+        let node_statuses = snapshot
+            .nodes()
+            .iter()
+            .map(|n| (n.name.clone(), s.clone()))
+            .collect();
+        let mut err = FitError {
             pre_filter: Some(s),
+            node_statuses,
             ..Default::default()
-        });
+        };
+        post_filter(framework, snapshot, pod, &mut err);
+        return fail(err);
     }
 
     let mut feasible: Vec<&NodeInfo> = Vec::new();
@@ -136,16 +148,7 @@ pub fn schedule(
             node_statuses: rejected,
             ..Default::default()
         };
-        for p in &framework.post_filter {
-            let (nominated, s) = p.post_filter(&state, pod, snapshot, &err.node_statuses);
-            if s.is_success() {
-                err.nominated_node = nominated;
-                break;
-            }
-            if !s.reasons.is_empty() {
-                err.post_filter_msg = Some(s.reasons.join(", "));
-            }
-        }
+        post_filter(framework, snapshot, pod, &mut err);
         return fail(err);
     }
     let evaluated = num_nodes;
@@ -172,6 +175,22 @@ pub fn schedule(
             internal: Some(s),
             ..Default::default()
         }),
+    }
+}
+
+/// Runs the post-filters until one succeeds; records its nomination or the failure message.
+fn post_filter(framework: &Framework, snapshot: &Snapshot, pod: &Pod, err: &mut FitError) {
+    for p in &framework.post_filter {
+        let r = p.post_filter(framework, pod, snapshot, &err.node_statuses);
+        if r.status.is_success() {
+            err.nominated_node = r.nominated_node;
+            err.victims = r.victims;
+            err.post_filter_msg = None;
+            break;
+        }
+        if !r.status.reasons.is_empty() {
+            err.post_filter_msg = Some(r.status.reasons.join(", "));
+        }
     }
 }
 
@@ -247,7 +266,9 @@ mod tests {
             schedule(&default_framework(), &s, &pod_requesting("p", "2", "0"), 0).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}."
+            "0/3 nodes are available: 1 Insufficient cpu, 2 node(s) had untolerated taint {dedicated: gpu}. \
+             preemption: 0/3 nodes are available: 1 No preemption victims found for incoming pod, \
+             2 Preemption is not helpful for scheduling."
         );
     }
 
@@ -263,7 +284,8 @@ mod tests {
         .unwrap_err();
         assert_eq!(
             err.to_string(),
-            "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory."
+            "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. \
+             preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
         );
     }
 

@@ -1,14 +1,14 @@
-//! Scheduling events as kube-scheduler records them: `events.k8s.io/v1` Events with
-//! `reportingController` set to the scheduler's name, `Scheduled` (action `Binding`) and
-//! `FailedScheduling` (action `Scheduling`) about a pod, `Preempted` about a victim. `kubectl
-//! describe` shows them through the `core/v1` view (the same objects). A repeat of the last event
-//! about a pod bumps its `series` instead of creating another object, like upstream's recorder.
+//! Scheduling events as kube-scheduler records them: `Scheduled` (action `Binding`) and
+//! `FailedScheduling` (action `Scheduling`) about a pod, `Preempted` about a victim, reported by
+//! the scheduler's name. They are written as `core/v1` Events (source and reporting component
+//! both the scheduler's name), which is what `kubectl describe` lists; a repeat of the last event
+//! about a pod bumps its `count` and `lastTimestamp` instead of creating another object, like
+//! client-go's event correlator.
 
 use std::collections::HashMap;
 
-use k8s_openapi::api::core::v1::{ObjectReference, Pod};
-use k8s_openapi::api::events::v1::{Event, EventSeries};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta};
+use k8s_openapi::api::core::v1::{Event, EventSource, ObjectReference, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
 use kube::api::{Api, Patch, PatchParams, PostParams};
 
 use crate::snapshot::pod_key;
@@ -68,17 +68,14 @@ impl Recorder {
             .clone()
             .unwrap_or_else(|| "default".into());
         let api: Api<Event> = Api::namespaced(client.clone(), &ns);
-        let now = MicroTime(k8s_openapi::jiff::Timestamp::now());
+        let now = Time(k8s_openapi::jiff::Timestamp::now());
         if let Some(last) = self
             .last
             .get_mut(&key)
             .filter(|l| l.reason == reason && l.note == note)
         {
             last.count += 1;
-            let patch = serde_json::json!({"series": EventSeries {
-                count: last.count,
-                last_observed_time: now,
-            }});
+            let patch = serde_json::json!({"count": last.count, "lastTimestamp": now});
             let name = last.name.clone();
             tokio::spawn(async move {
                 if let Err(e) = api
@@ -100,10 +97,16 @@ impl Recorder {
                 namespace: Some(ns.clone()),
                 ..Default::default()
             },
-            event_time: Some(now),
+            first_timestamp: Some(now.clone()),
+            last_timestamp: Some(now),
+            count: Some(1),
             action: Some(action.to_string()),
             reason: Some(reason.to_string()),
-            note: Some(note.to_string()),
+            message: Some(note.to_string()),
+            source: Some(EventSource {
+                component: Some(self.controller.clone()),
+                host: None,
+            }),
             type_: Some(
                 match kind {
                     Kind::Normal => "Normal",
@@ -111,9 +114,9 @@ impl Recorder {
                 }
                 .into(),
             ),
-            reporting_controller: Some(self.controller.clone()),
+            reporting_component: Some(self.controller.clone()),
             reporting_instance: Some(self.instance.clone()),
-            regarding: Some(ObjectReference {
+            involved_object: ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),
                 name: Some(pod_name),
@@ -121,7 +124,7 @@ impl Recorder {
                 uid: pod.metadata.uid.clone(),
                 resource_version: pod.metadata.resource_version.clone(),
                 ..Default::default()
-            }),
+            },
             ..Default::default()
         };
         self.last.insert(

@@ -51,15 +51,34 @@ pub trait FilterPlugin: Plugin {
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
 }
 
-/// Runs when no node passed filtering (preemption lives here); may nominate a node.
+/// What a post-filter achieved: on success, a nominated node and the pods to evict there.
+#[derive(Debug, Clone)]
+pub struct PostFilterResult {
+    pub nominated_node: Option<String>,
+    pub victims: Vec<Arc<Pod>>,
+    pub status: Status,
+}
+
+impl Default for PostFilterResult {
+    fn default() -> Self {
+        PostFilterResult {
+            nominated_node: None,
+            victims: Vec::new(),
+            status: Status::unschedulable(Vec::<String>::new()),
+        }
+    }
+}
+
+/// Runs when no node passed filtering (preemption lives here); may nominate a node. It gets
+/// the framework to dry-run filters on what-if snapshots.
 pub trait PostFilterPlugin: Plugin {
     fn post_filter(
         &self,
-        state: &CycleState,
+        framework: &Framework,
         pod: &Pod,
         snapshot: &Snapshot,
         filtered: &[(String, Status)],
-    ) -> (Option<String>, Status);
+    ) -> PostFilterResult;
 }
 
 /// Runs once before scoring over the feasible nodes.

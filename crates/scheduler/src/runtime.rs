@@ -430,16 +430,84 @@ impl Scheduler {
                     "Scheduling",
                     &message,
                 );
-                if needs_condition(&pod, &message) {
+                let current = pod
+                    .status
+                    .as_ref()
+                    .and_then(|s| s.nominated_node_name.clone())
+                    .filter(|n| !n.is_empty());
+                // Preemption nominates a node; a failed one clears an old nomination.
+                let nominate = match (&fit.nominated_node, &current) {
+                    (Some(n), _) if Some(n) != current.as_ref() => Some(Some(n.clone())),
+                    (None, Some(_)) if fit.internal.is_none() => Some(None),
+                    _ => None,
+                };
+                if let Some(node) = &fit.nominated_node {
+                    for victim in &fit.victims {
+                        self.preempt(client, &pod, victim, node);
+                    }
+                }
+                if nominate.is_some() || needs_condition(&pod, &message) {
                     let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));
                     tokio::spawn(async move {
-                        if let Err(e) = mark_unschedulable(&api, &pod, &message).await {
+                        if let Err(e) = mark_unschedulable(&api, &pod, &message, nominate).await {
                             tracing::debug!(error = %e, "pod condition not updated");
                         }
                     });
                 }
             }
         }
+    }
+
+    /// Evicts a preemption victim as upstream does: a `DisruptionTarget` condition, the
+    /// deletion, and a `Preempted` event naming the preemptor.
+    fn preempt(&mut self, client: &kube::Client, preemptor: &Pod, victim: &Arc<Pod>, node: &str) {
+        tracing::info!(pod.name = %pod_key(victim), node.name = node, "preempting");
+        let note = format!(
+            "Preempted by pod {} on node {node}",
+            preemptor.metadata.uid.as_deref().unwrap_or_default()
+        );
+        self.events.emit(
+            client,
+            victim,
+            Kind::Normal,
+            "Preempted",
+            "Preempting",
+            &note,
+        );
+        self.events.forget(&pod_key(victim));
+        let api: Api<Pod> = Api::namespaced(client.clone(), namespace(victim));
+        let victim = victim.clone();
+        let scheduler = self.name.clone();
+        tokio::spawn(async move {
+            let name = victim.metadata.name.clone().unwrap_or_default();
+            let now = k8s_openapi::jiff::Timestamp::now();
+            let patch = serde_json::json!({"status": {"conditions": [{
+                "type": "DisruptionTarget",
+                "status": "True",
+                "reason": "PreemptionByScheduler",
+                "message": format!("{scheduler}: preempting to accommodate a higher priority pod"),
+                "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
+            }]}});
+            if let Err(e) = api
+                .patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
+                .await
+            {
+                tracing::debug!(error = %e, "victim condition not set");
+            }
+            let params =
+                kube::api::DeleteParams {
+                    preconditions: victim.metadata.uid.clone().map(|uid| {
+                        kube::api::Preconditions {
+                            uid: Some(uid),
+                            resource_version: None,
+                        }
+                    }),
+                    ..Default::default()
+                };
+            if let Err(e) = api.delete(&name, &params).await {
+                tracing::debug!(error = %e, "victim not deleted");
+            }
+        });
     }
 
     fn bound(&mut self, outcome: BindOutcome, client: &kube::Client) {
@@ -520,9 +588,16 @@ fn needs_condition(pod: &Pod, message: &str) -> bool {
         })
 }
 
-async fn mark_unschedulable(api: &Api<Pod>, pod: &Pod, message: &str) -> Result<()> {
+/// Sets `PodScheduled=False/Unschedulable` with `message`; `nominate` sets (`Some(Some)`) or
+/// clears (`Some(None)`) `status.nominatedNodeName`.
+async fn mark_unschedulable(
+    api: &Api<Pod>,
+    pod: &Pod,
+    message: &str,
+    nominate: Option<Option<String>>,
+) -> Result<()> {
     let now = k8s_openapi::jiff::Timestamp::now();
-    let patch = serde_json::json!({"status": {"conditions": [{
+    let mut patch = serde_json::json!({"status": {"conditions": [{
         "type": "PodScheduled",
         "status": "False",
         "reason": "Unschedulable",
@@ -530,6 +605,9 @@ async fn mark_unschedulable(api: &Api<Pod>, pod: &Pod, message: &str) -> Result<
         "lastProbeTime": null,
         "lastTransitionTime": now.strftime("%Y-%m-%dT%H:%M:%SZ").to_string(),
     }]}});
+    if let Some(node) = nominate {
+        patch["status"]["nominatedNodeName"] = node.into();
+    }
     let name = pod.metadata.name.clone().unwrap_or_default();
     api.patch_status(&name, &PatchParams::default(), &Patch::Strategic(patch))
         .await

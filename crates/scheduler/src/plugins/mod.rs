@@ -2,6 +2,7 @@
 //! and the default profile that wires them with upstream's default score weights.
 
 pub mod balanced_allocation;
+pub mod default_preemption;
 pub mod inter_pod_affinity;
 pub mod node_affinity;
 pub mod node_name;
@@ -40,6 +41,7 @@ pub fn default_framework() -> Framework {
         spread.clone(),
         pod_affinity.clone(),
     ];
+    fw.post_filter = vec![Arc::new(default_preemption::DefaultPreemption::new())];
     fw.pre_score = vec![spread.clone(), pod_affinity.clone()];
     fw.score = vec![
         (taints, 3),
