@@ -10,6 +10,8 @@
 //!   background, foreground and orphan deletion.
 //! - [`ipam`]: a block of the cluster network for every node.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
+//!
+//! They run only while this process holds the controller manager's Lease ([`leader`]).
 
 pub mod deployment;
 pub mod error;
@@ -17,6 +19,7 @@ pub mod events;
 pub mod expectations;
 pub mod gc;
 pub mod ipam;
+pub mod leader;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
@@ -42,6 +45,8 @@ pub struct Config {
     pub node_monitor_period: Duration,
     /// Terminated pods beyond this many are deleted, oldest first.
     pub terminated_pod_gc_threshold: usize,
+    /// Timing of the controllers' leader election.
+    pub leader_election: leader::Timing,
 }
 
 impl Default for Config {
@@ -52,6 +57,7 @@ impl Default for Config {
             node_monitor_grace_period: Duration::from_secs(50),
             node_monitor_period: Duration::from_secs(5),
             terminated_pod_gc_threshold: 12_500,
+            leader_election: leader::Timing::default(),
         }
     }
 }
@@ -61,8 +67,24 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     run_with(client, Config::default(), shutdown).await;
 }
 
-/// Run every controller until `shutdown` fires, then wait for in-flight reconciles.
+/// Run every controller until `shutdown` fires, while this process holds the
+/// `kube-system/kube-controller-manager` Lease (see [`leader`]).
 pub async fn run_with(client: Client, config: Config, shutdown: CancellationToken) {
+    let elector = leader::Elector::new(
+        client.clone(),
+        "kube-controller-manager",
+        leader::identity(),
+        config.leader_election,
+    );
+    elector
+        .run(shutdown, |term| {
+            run_all(client.clone(), config.clone(), term)
+        })
+        .await;
+}
+
+/// Run every controller until `shutdown` fires, then wait for in-flight reconciles.
+async fn run_all(client: Client, config: Config, shutdown: CancellationToken) {
     tokio::join!(
         ipam::run(client.clone(), config.clone(), shutdown.clone()),
         deployment::run(client.clone(), shutdown.clone()),

@@ -41,7 +41,10 @@ async fn nodes_get_distinct_pod_cidrs() {
     let distinct: HashSet<&String> = cidrs.iter().collect();
     assert_eq!(distinct.len(), 4, "{cidrs:?}");
     for cidr in &cidrs {
-        assert!(cidr.starts_with("10.42.") && cidr.ends_with(".0/24"), "{cidr}");
+        assert!(
+            cidr.starts_with("10.42.") && cidr.ends_with(".0/24"),
+            "{cidr}"
+        );
     }
     cluster.shutdown.cancel();
 }
