@@ -95,7 +95,9 @@ impl Planner {
             }
             let replicas = util::replicas(rs);
             let available = util::available_replicas(rs);
-            if replicas == 0 || replicas == available {
+            // A status that still counts pods of a larger size can report more available
+            // than wanted; upstream fails the sync on it, we leave that ReplicaSet alone.
+            if replicas == 0 || replicas <= available {
                 continue;
             }
             let down = (max - total).min(replicas - available);

@@ -789,3 +789,27 @@ fn an_empty_selector_only_records_a_warning() {
         ]
     );
 }
+
+#[test]
+fn a_stale_status_reporting_more_available_than_wanted_never_scales_an_old_replicaset_up() {
+    // The old ReplicaSet was just sized 3 -> 2; its status still counts 3 available.
+    let mut old = rs("busybox", 2, 3, 1, 10, 1);
+    old.status.as_mut().unwrap().replicas = 3;
+    let sets = [old, rs("nginx", 10, 8, 2, 10, 30)];
+    let mut d = with_status(
+        deployment(10, "nginx"),
+        &sets,
+        "nginx",
+        ("True", "ReplicaSetUpdated", 59),
+    );
+    d.metadata.annotations = Some([(util::REVISION.to_string(), "2".to_string())].into());
+    let plan = sync::plan(&d, &sets, &[], now());
+    let old = rs_name("busybox");
+    assert_eq!(
+        summary(&plan)[..2],
+        [
+            format!("update {old} replicas=0 revision=1"),
+            format!("ScalingReplicaSet: Scaled down replica set {old} from 2 to 0"),
+        ]
+    );
+}
