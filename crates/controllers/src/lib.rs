@@ -9,6 +9,8 @@
 //! - [`gc`]: the garbage collector over the ownerReferences graph of every resource:
 //!   background, foreground and orphan deletion.
 //! - [`ipam`]: a block of the cluster network for every node.
+//! - [`nodelifecycle`], [`tainteviction`], [`podgc`]: nodes that stop reporting turn Unknown
+//!   and tainted, pods leave nodes with `NoExecute` taints, pods of lost nodes are collected.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //!
 //! They run only while this process holds the controller manager's Lease ([`leader`]).
@@ -18,11 +20,14 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
+pub mod nodelifecycle;
 pub mod ipam;
 pub mod leader;
+pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod serviceaccount;
+pub mod tainteviction;
 
 pub use error::{Error, Result};
 
@@ -90,6 +95,9 @@ async fn run_all(client: Client, config: Config, shutdown: CancellationToken) {
         deployment::run(client.clone(), shutdown.clone()),
         replicaset::run(client.clone(), shutdown.clone()),
         gc::run(client.clone(), shutdown.clone()),
+        nodelifecycle::run(client.clone(), config.clone(), shutdown.clone()),
+        tainteviction::run(client.clone(), shutdown.clone()),
+        podgc::run(client.clone(), config.clone(), shutdown.clone()),
         serviceaccount::run(client, shutdown),
     );
 }

@@ -206,6 +206,11 @@ pub struct ServerArgs {
     /// Service ClusterIP range; its first address is the `kubernetes` service.
     #[arg(long, value_name = "CIDR", default_value = "10.43.0.0/16", value_parser = parse_cidr)]
     pub service_cidr: IpNet,
+
+    /// A node whose kubelet has neither renewed its Lease nor posted status for this long is
+    /// marked Unknown and tainted unreachable.
+    #[arg(long, value_name = "DURATION", default_value = "50s", value_parser = parse_duration)]
+    pub node_monitor_grace_period: Duration,
 }
 
 impl ServerArgs {
@@ -263,6 +268,7 @@ mod tests {
         assert_eq!(args.service_cidr.to_string(), "10.43.0.0/16");
         assert!(args.datastore_endpoint.is_none());
         assert!(!args.disable_scheduler && !args.disable_controllers);
+        assert_eq!(args.node_monitor_grace_period, Duration::from_secs(50));
         args.validate().unwrap();
     }
 

@@ -14,6 +14,17 @@ use crate::data_dir;
 pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
     let started = Instant::now();
     args.validate().map_err(anyhow::Error::msg)?;
+    let ipnet::IpNet::V4(cluster_cidr) = args.cluster_cidr else {
+        anyhow::bail!(
+            "--cluster-cidr {} is not an IPv4 network",
+            args.cluster_cidr
+        );
+    };
+    let controllers_config = navarch_controllers::Config {
+        cluster_cidr,
+        node_monitor_grace_period: args.node_monitor_grace_period,
+        ..Default::default()
+    };
     let data_dir = data_dir::prepare(&args.data_dir)?;
     let datastore = args.datastore_endpoint.clone().unwrap_or_default();
     let store = datastore.open(&data_dir).await?;
@@ -50,7 +61,11 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
             "system:kube-controller-manager",
             &["system:masters"],
         );
-        tokio::spawn(navarch_controllers::run(client, shutdown.clone()))
+        tokio::spawn(navarch_controllers::run_with(
+            client,
+            controllers_config,
+            shutdown.clone(),
+        ))
     });
     // Scheduler: likewise in-process, as system:kube-scheduler.
     let scheduler = (!args.disable_scheduler).then(|| {

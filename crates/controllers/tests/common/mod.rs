@@ -18,6 +18,11 @@ pub struct Cluster {
 }
 
 pub async fn start() -> Cluster {
+    start_with(navarch_controllers::Config::default()).await
+}
+
+/// Like [`start`], with the controllers' settings (e.g. short node grace periods).
+pub async fn start_with(config: navarch_controllers::Config) -> Cluster {
     let dir = tempfile::tempdir().unwrap();
     let store = SqliteStore::open(dir.path().join("state.db"))
         .await
@@ -46,7 +51,11 @@ pub async fn start() -> Cluster {
         })
         .service(server.router());
     let client = kube::Client::new(service, "default");
-    tokio::spawn(navarch_controllers::run(client.clone(), shutdown.clone()));
+    tokio::spawn(navarch_controllers::run_with(
+        client.clone(),
+        config,
+        shutdown.clone(),
+    ));
     Cluster {
         client,
         shutdown,
