@@ -431,3 +431,46 @@ async fn a_high_priority_pod_preempts_a_low_priority_one() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_pod_waits_for_its_claim_and_a_delayed_claim_learns_the_node() {
+    let c = Cluster::start().await;
+    let admin = client(c.server.router(), "admin", &["system:masters"]);
+    node(&c.nodes, "n1", "2", json!({})).await;
+    node(&c.nodes, "n2", "2", json!({})).await;
+    pod(
+        &c.pods,
+        "with-data",
+        json!({"volumes": [{"name": "d", "persistentVolumeClaim": {"claimName": "data"}}]}),
+    )
+    .await;
+    assert_eq!(
+        c.unschedulable_message("with-data").await,
+        "0/2 nodes are available: persistentvolumeclaim \"data\" not found. \
+         preemption: 0/2 nodes are available: 2 Preemption is not helpful for scheduling."
+    );
+    let classes: Api<k8s_openapi::api::storage::v1::StorageClass> = Api::all(admin.clone());
+    let sc = serde_json::from_value(json!({"apiVersion": "storage.k8s.io/v1",
+        "kind": "StorageClass", "metadata": {"name": "later"},
+        "provisioner": "example.com/none", "volumeBindingMode": "WaitForFirstConsumer"}))
+    .unwrap();
+    classes.create(&PostParams::default(), &sc).await.unwrap();
+    let claims: Api<k8s_openapi::api::core::v1::PersistentVolumeClaim> =
+        Api::namespaced(admin, "default");
+    let pvc = serde_json::from_value(json!({"apiVersion": "v1", "kind": "PersistentVolumeClaim",
+        "metadata": {"name": "data"},
+        "spec": {"storageClassName": "later", "accessModes": ["ReadWriteOnce"],
+                 "resources": {"requests": {"storage": "1Gi"}}}}))
+    .unwrap();
+    claims.create(&PostParams::default(), &pvc).await.unwrap();
+    let node = c.node_of("with-data").await;
+    let claim = claims.get("data").await.unwrap();
+    assert_eq!(
+        claim
+            .metadata
+            .annotations
+            .and_then(|a| a.get("volume.kubernetes.io/selected-node").cloned()),
+        Some(node)
+    );
+    c.stop().await;
+}

@@ -130,7 +130,7 @@ pub fn schedule(
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut rejected: Vec<(String, Status)> = Vec::new();
     for node in snapshot.nodes() {
-        let s = framework.run_filter(&state, pod, node);
+        let s = filter_with_nominated(framework, &state, snapshot, pod, node);
         match s.code {
             Code::Success => feasible.push(node),
             Code::Error => {
@@ -176,6 +176,30 @@ pub fn schedule(
             ..Default::default()
         }),
     }
+}
+
+/// Runs the filters on `node`, first as if the pods nominated there (of at least the pod's
+/// priority) were placed, then as it is; both must pass (upstream's
+/// `RunFilterPluginsWithNominatedPods`, without re-running pre-filters for the nominated pods).
+pub fn filter_with_nominated(
+    framework: &Framework,
+    state: &CycleState,
+    snapshot: &Snapshot,
+    pod: &Pod,
+    node: &NodeInfo,
+) -> Status {
+    let mut nominated = snapshot.nominated_for(&node.name, pod).peekable();
+    if nominated.peek().is_some() {
+        let mut with = node.clone();
+        for p in nominated {
+            with.add_pod(crate::snapshot::PodInfo::new(p.clone()));
+        }
+        let s = framework.run_filter(state, pod, &with);
+        if !s.is_success() {
+            return s;
+        }
+    }
+    framework.run_filter(state, pod, node)
 }
 
 /// Runs the post-filters until one succeeds; records its nomination or the failure message.
@@ -358,6 +382,31 @@ mod tests {
                 ("preferred", 675),
                 ("soft-taint", 175)
             ]
+        );
+    }
+
+    #[test]
+    fn room_made_for_a_nominated_pod_is_kept_from_lower_priorities() {
+        let s0 = snapshot(vec![node("a", "2", "1Gi", json!({}))]);
+        let mut s = s0;
+        s.assume(Arc::new(pod_requesting("running", "1", "0")), "a");
+        let mut nominated = pod_requesting("preemptor", "1", "0");
+        nominated.spec.as_mut().unwrap().priority = Some(100);
+        s.nominate(Arc::new(nominated), Some("a"));
+        let err = schedule(
+            &default_framework(),
+            &s,
+            &pod_requesting("low", "1", "0"),
+            0,
+        )
+        .unwrap_err();
+        assert_eq!(err.node_statuses[0].1.reasons, ["Insufficient cpu"]);
+        // Only pods of higher priority than the nominated one may take its room.
+        let mut high = pod_requesting("high", "1", "0");
+        high.spec.as_mut().unwrap().priority = Some(200);
+        assert_eq!(
+            schedule(&default_framework(), &s, &high, 0).unwrap().node,
+            "a"
         );
     }
 }

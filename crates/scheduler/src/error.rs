@@ -10,6 +10,12 @@ pub enum Error {
         #[source]
         source: kube::Error,
     },
+    #[error("recording the selected node on claim {claim} failed: {source}")]
+    ClaimUpdateFailed {
+        claim: String,
+        #[source]
+        source: kube::Error,
+    },
     #[error("updating the status of pod {pod} failed: {source}")]
     StatusUpdateFailed {
         pod: String,

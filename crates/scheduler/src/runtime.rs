@@ -11,9 +11,11 @@ use futures::stream::BoxStream;
 use futures::{FutureExt, StreamExt};
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
 use k8s_openapi::api::core::v1::{
-    Binding, Namespace, Node, ObjectReference, Pod, ReplicationController, Service,
+    Binding, Namespace, Node, ObjectReference, PersistentVolume, PersistentVolumeClaim, Pod,
+    ReplicationController, Service,
 };
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use kube::api::{Api, Patch, PatchParams, PostParams};
 use kube::runtime::watcher;
@@ -25,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use crate::cycle::schedule;
 use crate::events::{Kind, Recorder};
 use crate::framework::Framework;
+use crate::plugins::volume_binding;
 use crate::queue::{QueuedPod, SchedulingQueue};
 use crate::snapshot::{pod_key, Snapshot};
 use crate::{Error, Result};
@@ -48,6 +51,9 @@ enum ObjectEvent {
     ReplicaSet(Box<watcher::Result<watcher::Event<ReplicaSet>>>),
     StatefulSet(Box<watcher::Result<watcher::Event<StatefulSet>>>),
     ReplicationController(Box<watcher::Result<watcher::Event<ReplicationController>>>),
+    Pvc(Box<watcher::Result<watcher::Event<PersistentVolumeClaim>>>),
+    Pv(Box<watcher::Result<watcher::Event<PersistentVolume>>>),
+    StorageClass(Box<watcher::Result<watcher::Event<StorageClass>>>),
 }
 
 fn watch_all<K>(
@@ -55,12 +61,7 @@ fn watch_all<K>(
     wrap: fn(Box<watcher::Result<watcher::Event<K>>>) -> ObjectEvent,
 ) -> BoxStream<'static, Event>
 where
-    K: kube::Resource<Scope = k8s_openapi::NamespaceResourceScope>
-        + Clone
-        + std::fmt::Debug
-        + serde::de::DeserializeOwned
-        + Send
-        + 'static,
+    K: kube::Resource + Clone + std::fmt::Debug + serde::de::DeserializeOwned + Send + 'static,
     K::DynamicType: Default,
 {
     watcher(Api::<K>::all(client.clone()), watcher::Config::default())
@@ -165,6 +166,9 @@ impl Scheduler {
             watch_all(&client, ObjectEvent::ReplicaSet),
             watch_all(&client, ObjectEvent::StatefulSet),
             watch_all(&client, ObjectEvent::ReplicationController),
+            watch_all(&client, ObjectEvent::Pvc),
+            watch_all(&client, ObjectEvent::Pv),
+            watch_all(&client, ObjectEvent::StorageClass),
         ]);
         let mut events = futures::stream::select_all([nodes, pods, objects.boxed()]);
         let (bound_tx, mut bound_rx) = mpsc::channel::<BindOutcome>(1024);
@@ -226,6 +230,14 @@ impl Scheduler {
     }
 
     fn object_event(&mut self, ev: ObjectEvent) {
+        // Volume objects may make a pod that VolumeBinding rejected schedulable.
+        if matches!(
+            ev,
+            ObjectEvent::Pvc(_) | ObjectEvent::Pv(_) | ObjectEvent::StorageClass(_)
+        ) {
+            self.queue
+                .move_all_to_active_or_backoff(Instant::now().into_std());
+        }
         let objects = &mut self.snapshot.objects;
         let seen = &mut self.objects_seen;
         let result = match ev {
@@ -251,6 +263,19 @@ impl Scheduler {
                 mirror(
                     &mut objects.stateful_sets,
                     seen.entry("statefulset").or_default(),
+                    ev,
+                )
+            }),
+            ObjectEvent::Pvc(ev) => {
+                (*ev).map(|ev| mirror(&mut objects.pvcs, seen.entry("pvc").or_default(), ev))
+            }
+            ObjectEvent::Pv(ev) => {
+                (*ev).map(|ev| mirror(&mut objects.pvs, seen.entry("pv").or_default(), ev))
+            }
+            ObjectEvent::StorageClass(ev) => (*ev).map(|ev| {
+                mirror(
+                    &mut objects.storage_classes,
+                    seen.entry("storageclass").or_default(),
                     ev,
                 )
             }),
@@ -379,7 +404,13 @@ impl Scheduler {
             && pod.metadata.deletion_timestamp.is_none()
             && !self.snapshot.is_assumed(&key)
         {
-            self.queue.add(Arc::new(pod), now);
+            let pod = Arc::new(pod);
+            let nominated = pod
+                .status
+                .as_ref()
+                .and_then(|s| s.nominated_node_name.as_deref());
+            self.snapshot.nominate(pod.clone(), nominated);
+            self.queue.add(pod, now);
         }
     }
 
@@ -400,9 +431,23 @@ impl Scheduler {
                 let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));
                 let tx = bound_tx.clone();
                 let key = info.key;
+                let delayed = volume_binding::resolve(&pod, &self.snapshot.objects)
+                    .map(|c| c.delayed)
+                    .unwrap_or_default();
+                let claims: Api<PersistentVolumeClaim> =
+                    Api::namespaced(client.clone(), namespace(&pod));
                 tokio::spawn(async move {
                     let node = result.node;
-                    let result = bind(&api, &pod, &node).await;
+                    let mut result = Ok(());
+                    for claim in delayed {
+                        result = select_node(&claims, &claim, &node).await;
+                        if result.is_err() {
+                            break;
+                        }
+                    }
+                    if result.is_ok() {
+                        result = bind(&api, &pod, &node).await;
+                    }
                     let _ = tx
                         .send(BindOutcome {
                             key,
@@ -442,6 +487,7 @@ impl Scheduler {
                     _ => None,
                 };
                 if let Some(node) = &fit.nominated_node {
+                    self.snapshot.nominate(pod.clone(), Some(node));
                     for victim in &fit.victims {
                         self.preempt(client, &pod, victim, node);
                     }
@@ -539,6 +585,19 @@ impl Scheduler {
 
 fn namespace(pod: &Pod) -> &str {
     pod.metadata.namespace.as_deref().unwrap_or("default")
+}
+
+/// Pre-bind for a delayed-binding claim: record the chosen node for the provisioner.
+async fn select_node(api: &Api<PersistentVolumeClaim>, claim: &str, node: &str) -> Result<()> {
+    let patch = serde_json::json!({"metadata": {"annotations": {
+        volume_binding::SELECTED_NODE_ANNOTATION: node}}});
+    api.patch(claim, &PatchParams::default(), &Patch::Merge(patch))
+        .await
+        .map(|_| ())
+        .map_err(|source| Error::ClaimUpdateFailed {
+            claim: claim.to_string(),
+            source,
+        })
 }
 
 async fn bind(api: &Api<Pod>, pod: &Pod, node: &str) -> Result<()> {

@@ -5,8 +5,11 @@ use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
 use k8s_openapi::api::apps::v1::{ReplicaSet, StatefulSet};
-use k8s_openapi::api::core::v1::{Node, Pod, ReplicationController, Service};
+use k8s_openapi::api::core::v1::{
+    Node, PersistentVolume, PersistentVolumeClaim, Pod, ReplicationController, Service,
+};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
+use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::resources::{allowed_pods, pod_requests, Resources};
 
@@ -153,12 +156,17 @@ pub struct Snapshot {
     /// Pods on nodes not (yet) known.
     orphans: HashMap<String, PodInfo>,
     assumed: HashSet<String>,
+    /// Pending pods nominated to a node by preemption: pod key → (node, pod). Filters count
+    /// those of at least the incoming pod's priority as if placed, so lower-priority pods do not
+    /// take the room preemption made.
+    nominated: HashMap<String, (String, Arc<Pod>)>,
     /// Other objects plugins consult: namespaces (for affinity namespace selectors), disruption
     /// budgets (preemption) and the workloads that give pods default spreading.
     pub objects: ClusterObjects,
 }
 
-/// Objects besides nodes and pods, each keyed by `namespace/name` (namespaces by name).
+/// Objects besides nodes and pods, each keyed by `namespace/name` (cluster-scoped ones by
+/// `/name`; namespaces by name).
 #[derive(Debug, Default, Clone)]
 pub struct ClusterObjects {
     pub namespace_labels: HashMap<String, BTreeMap<String, String>>,
@@ -167,6 +175,9 @@ pub struct ClusterObjects {
     pub replica_sets: BTreeMap<String, Arc<ReplicaSet>>,
     pub stateful_sets: BTreeMap<String, Arc<StatefulSet>>,
     pub replication_controllers: BTreeMap<String, Arc<ReplicationController>>,
+    pub pvcs: BTreeMap<String, Arc<PersistentVolumeClaim>>,
+    pub pvs: BTreeMap<String, Arc<PersistentVolume>>,
+    pub storage_classes: BTreeMap<String, Arc<StorageClass>>,
 }
 
 impl ClusterObjects {
@@ -205,6 +216,38 @@ impl Snapshot {
         self.nodes
             .iter()
             .flat_map(|n| n.pods.values().map(move |p| (n, p)))
+    }
+
+    /// Records (or, with `None`, forgets) a pending pod's nominated node.
+    pub fn nominate(&mut self, pod: Arc<Pod>, node: Option<&str>) {
+        let key = pod_key(&pod);
+        match node.filter(|n| !n.is_empty()) {
+            Some(n) => {
+                self.nominated.insert(key, (n.to_string(), pod));
+            }
+            None => {
+                self.nominated.remove(&key);
+            }
+        }
+    }
+
+    /// Pods nominated to `node` that `pod` must leave room for: other pods of at least its
+    /// priority.
+    pub fn nominated_for<'a>(
+        &'a self,
+        node: &'a str,
+        pod: &'a Pod,
+    ) -> impl Iterator<Item = &'a Arc<Pod>> + 'a {
+        let key = pod_key(pod);
+        let prio = pod.spec.as_ref().and_then(|s| s.priority).unwrap_or(0);
+        self.nominated
+            .iter()
+            .filter(move |(k, (n, p))| {
+                n == node
+                    && **k != key
+                    && p.spec.as_ref().and_then(|s| s.priority).unwrap_or(0) >= prio
+            })
+            .map(|(_, (_, p))| p)
     }
 
     /// The node a pod is placed on (bound or assumed), if known.
@@ -266,6 +309,7 @@ impl Snapshot {
     /// Forgets a pod (deleted, finished or un-assumed).
     pub fn remove_pod(&mut self, key: &str) -> Option<PodInfo> {
         self.assumed.remove(key);
+        self.nominated.remove(key);
         let node = self.placed.remove(key)?;
         match self.index.get(&node) {
             Some(i) => self.nodes[*i].remove_pod(key),

@@ -89,12 +89,18 @@ impl PostFilterPlugin for DefaultPreemption {
         }
         let mut statuses: Vec<(String, Status)> = Vec::new();
         let mut candidates = Vec::new();
+        // Upstream dry-runs until it has 10% of the nodes (at least 100) as candidates.
+        let wanted = (filtered.len() / 10).max(100).min(filtered.len());
+        let mut trial = snapshot.clone();
         for (node, status) in filtered {
             if status.code != Code::Unschedulable {
                 statuses.push((node.clone(), Status::unresolvable(REASON_NOT_HELPFUL)));
                 continue;
             }
-            match select_victims(framework, pod, snapshot, node) {
+            if candidates.len() >= wanted {
+                break;
+            }
+            match select_victims(framework, pod, &mut trial, node) {
                 Ok(c) => candidates.push(c),
                 Err(s) => statuses.push((node.clone(), s)),
             }
@@ -154,19 +160,20 @@ fn fits(framework: &Framework, pod: &Pod, snapshot: &Snapshot, node: &str) -> St
         return s;
     }
     match snapshot.node(node) {
-        Some(n) => framework.run_filter(&state, pod, n),
+        Some(n) => crate::cycle::filter_with_nominated(framework, &state, snapshot, pod, n),
         None => Status::unresolvable("node not found"),
     }
 }
 
-/// The minimal victims on `node`, or why preempting there cannot help.
+/// The minimal victims on `node`, or why preempting there cannot help. `trial` is a scratch
+/// copy of the snapshot; it is left as it was found.
 pub fn select_victims(
     framework: &Framework,
     pod: &Pod,
-    snapshot: &Snapshot,
+    trial: &mut Snapshot,
     node: &str,
 ) -> Result<Candidate, Status> {
-    let info = snapshot
+    let info = trial
         .node(node)
         .ok_or_else(|| Status::unresolvable("node not found"))?;
     let p = priority(pod);
@@ -179,12 +186,14 @@ pub fn select_victims(
     if potential.is_empty() {
         return Err(Status::unresolvable(REASON_NO_VICTIMS));
     }
-    let mut trial = snapshot.clone();
     for v in &potential {
         trial.remove_pod(&pod_key(v));
     }
-    let s = fits(framework, pod, &trial, node);
+    let s = fits(framework, pod, trial, node);
     if !s.is_success() {
+        for v in &potential {
+            trial.assume(v.clone(), node);
+        }
         return Err(s);
     }
     potential.sort_by(|a, b| more_important(a, b));
@@ -194,12 +203,15 @@ pub fn select_victims(
     for (group, violates) in [(violating, true), (non_violating, false)] {
         for v in group {
             trial.assume(v.clone(), node);
-            if !fits(framework, pod, &trial, node).is_success() {
+            if !fits(framework, pod, trial, node).is_success() {
                 trial.remove_pod(&pod_key(&v));
                 victims.push(v);
                 pdb_violations += usize::from(violates);
             }
         }
+    }
+    for v in &victims {
+        trial.assume(v.clone(), node);
     }
     victims.sort_by(|a, b| more_important(a, b));
     Ok(Candidate {

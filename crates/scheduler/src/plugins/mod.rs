@@ -12,6 +12,7 @@ pub mod node_unschedulable;
 pub mod pod_topology_spread;
 pub mod priority_sort;
 pub mod taint_toleration;
+pub mod volume_binding;
 
 use std::sync::Arc;
 
@@ -29,8 +30,14 @@ pub fn default_framework() -> Framework {
     let balanced = Arc::new(balanced_allocation::BalancedAllocation::new());
     let spread = Arc::new(pod_topology_spread::PodTopologySpread::new());
     let pod_affinity = Arc::new(inter_pod_affinity::InterPodAffinity::new());
+    let volumes = Arc::new(volume_binding::VolumeBinding::new());
     let mut fw = Framework::new(Arc::new(priority_sort::PrioritySort::new()));
-    fw.pre_filter = vec![fit.clone(), spread.clone(), pod_affinity.clone()];
+    fw.pre_filter = vec![
+        fit.clone(),
+        volumes.clone(),
+        spread.clone(),
+        pod_affinity.clone(),
+    ];
     fw.filter = vec![
         unschedulable,
         name,
@@ -38,6 +45,7 @@ pub fn default_framework() -> Framework {
         affinity.clone(),
         ports,
         fit.clone(),
+        volumes,
         spread.clone(),
         pod_affinity.clone(),
     ];
