@@ -11,6 +11,7 @@
 //! - [`ipam`]: a block of the cluster network for every node.
 //! - [`nodelifecycle`], [`tainteviction`], [`podgc`]: nodes that stop reporting turn Unknown
 //!   and tainted, pods leave nodes with `NoExecute` taints, pods of lost nodes are collected.
+//! - [`resourcequota`]: ResourceQuota usage in `status.used`.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //!
 //! They run only while this process holds the controller manager's Lease ([`leader`]).
@@ -20,12 +21,13 @@ pub mod error;
 pub mod events;
 pub mod expectations;
 pub mod gc;
-pub mod nodelifecycle;
 pub mod ipam;
 pub mod leader;
+pub mod nodelifecycle;
 pub mod podgc;
 pub mod pods;
 pub mod replicaset;
+pub mod resourcequota;
 pub mod serviceaccount;
 pub mod tainteviction;
 
@@ -98,6 +100,7 @@ async fn run_all(client: Client, config: Config, shutdown: CancellationToken) {
         nodelifecycle::run(client.clone(), config.clone(), shutdown.clone()),
         tainteviction::run(client.clone(), shutdown.clone()),
         podgc::run(client.clone(), config.clone(), shutdown.clone()),
+        resourcequota::run(client.clone(), shutdown.clone()),
         serviceaccount::run(client, shutdown),
     );
 }

@@ -6,52 +6,17 @@
 //! watch cache (object counts and the pods' compute requests and limits); keeping
 //! `status.used` current is the quota controller's job.
 
-use navarch_api::kinds::parse_quantity;
+use navarch_api::quota::{
+    compute_resource, count_name, legacy_count_name, pod_counts, pod_total, quantity as q, COMPUTE,
+};
 use navarch_api::{meta, ResourceDef};
 use serde_json::{json, Value};
 
 use super::ResourceApi;
 use crate::StatusError;
 
-const COMPUTE: &[&str] = &["cpu", "memory", "ephemeral-storage"];
-
-fn q(v: &Value) -> Option<f64> {
-    match v {
-        Value::String(s) => parse_quantity(s),
-        Value::Number(n) => n.as_f64(),
-        _ => None,
-    }
-}
-
 fn forbidden(def: &ResourceDef, name: &str, why: String) -> StatusError {
     StatusError::forbidden(&def.gv.group, &def.plural, name, why)
-}
-
-/// Whether a pod still counts against quota (not finished, not being deleted).
-fn pod_counts(pod: &Value) -> bool {
-    !matches!(
-        pod["status"]["phase"].as_str(),
-        Some("Succeeded") | Some("Failed")
-    ) && meta::deletion_timestamp(pod).is_none()
-}
-
-/// A pod's effective total of `requests.<res>` or `limits.<res>`: the sum over its containers,
-/// or the largest init container if that is larger (the scheduler's rule).
-fn pod_total(pod: &Value, kind: &str, res: &str) -> f64 {
-    let sum = |list: &Value| -> Vec<f64> {
-        list.as_array()
-            .map(|cs| {
-                cs.iter()
-                    .map(|c| q(&c["resources"][kind][res]).unwrap_or(0.0))
-                    .collect()
-            })
-            .unwrap_or_default()
-    };
-    let main: f64 = sum(&pod["spec"]["containers"]).iter().sum();
-    let init = sum(&pod["spec"]["initContainers"])
-        .into_iter()
-        .fold(0.0, f64::max);
-    main.max(init)
 }
 
 impl ResourceApi {
@@ -149,22 +114,8 @@ impl ResourceApi {
             return Ok(());
         }
         let name = meta::name(obj).to_string();
-        let count_key = if def.gv.group.is_empty() {
-            format!("count/{}", def.plural)
-        } else {
-            format!("count/{}.{}", def.plural, def.gv.group)
-        };
-        // Legacy names for the core object counts.
-        let legacy = match (def.gv.group.as_str(), def.plural.as_str()) {
-            ("", "pods") => Some("pods"),
-            ("", "services") => Some("services"),
-            ("", "configmaps") => Some("configmaps"),
-            ("", "secrets") => Some("secrets"),
-            ("", "persistentvolumeclaims") => Some("persistentvolumeclaims"),
-            ("", "replicationcontrollers") => Some("replicationcontrollers"),
-            ("", "resourcequotas") => Some("resourcequotas"),
-            _ => None,
-        };
+        let count_key = count_name(&def.gv.group, &def.plural);
+        let legacy = legacy_count_name(&def.gv.group, &def.plural);
         let existing: Vec<Value> = self
             .cache
             .kind(def)
@@ -184,11 +135,8 @@ impl ResourceApi {
                 let (used, requested) = if *res == count_key || Some(res.as_str()) == legacy {
                     (existing.len() as f64, 1.0)
                 } else if def.kind == "Pod" {
-                    let (kind, r) = match res.split_once('.') {
-                        Some(("requests", r)) => ("requests", r),
-                        Some(("limits", r)) => ("limits", r),
-                        None if COMPUTE.contains(&res.as_str()) => ("requests", res.as_str()),
-                        _ => continue,
+                    let Some((kind, r)) = compute_resource(res) else {
+                        continue;
                     };
                     let requested = pod_total(obj, kind, r);
                     let all_set = obj["spec"]["containers"]
