@@ -225,9 +225,15 @@ impl ResourceApi {
                     _ = shutdown.cancelled() => return,
                     _ = tx.closed() => return,
                     _ = ticker.tick(), if allow_bookmarks => {
-                        let rev = cache.revision().max(last_rv);
-                        last_rv = rev;
-                        Some(enc.event("BOOKMARK", &bookmark(&enc.def, rev, false)))
+                        // Progress first, then whether this watcher has taken every event
+                        // sent so far: only then may the bookmark pass the last event.
+                        let progress = cache.revision();
+                        let caught_up = match &source {
+                            Source::Cache(rx) => rx.is_empty(),
+                            Source::Store(_) => false,
+                        };
+                        last_rv = bookmark_revision(last_rv, progress, caught_up);
+                        Some(enc.event("BOOKMARK", &bookmark(&enc.def, last_rv, false)))
                     }
                     ev = next_event(&mut source) => match ev {
                         Next::Event(ev) => {
@@ -257,6 +263,18 @@ impl ResourceApi {
             }
         });
         Ok(stream_response(Vec::new(), Some(rx)))
+    }
+}
+
+/// The revision a periodic bookmark may carry. A bookmark promises that every event up to its
+/// revision has been sent, and the client resumes from it: with events still queued for this
+/// watcher, only the last one sent qualifies (a later revision would make the client skip the
+/// queued events, and this loop drop them as already covered).
+fn bookmark_revision(last_sent: i64, progress: i64, caught_up: bool) -> i64 {
+    if caught_up {
+        progress.max(last_sent)
+    } else {
+        last_sent
     }
 }
 
@@ -341,4 +359,18 @@ fn stream_response(
         HeaderValue::from_static("no-cache, private"),
     );
     r
+}
+
+#[cfg(test)]
+mod tests {
+    use super::bookmark_revision;
+
+    #[test]
+    fn bookmarks_never_pass_queued_events() {
+        // Caught up: the cache's progress (other kinds moved on) is safe to promise.
+        assert_eq!(bookmark_revision(10, 25, true), 25);
+        assert_eq!(bookmark_revision(30, 25, true), 30);
+        // Events still queued: only what was sent.
+        assert_eq!(bookmark_revision(10, 25, false), 10);
+    }
 }
