@@ -135,6 +135,23 @@ fn replay(lines: &[String]) -> Vec<BTreeMap<String, Sizes>> {
     history
 }
 
+/// Read the watch until the replayed state satisfies `done`.
+fn wait_for_state(
+    watch: &mut Background,
+    what: &str,
+    done: impl Fn(&BTreeMap<String, Sizes>) -> bool,
+) -> Result<()> {
+    let state = std::cell::RefCell::new(BTreeMap::new());
+    watch.wait_for_line(TIMEOUT, what, |line| {
+        // Lines already read are offered again first, in order: replaying them is idempotent.
+        if let Some(latest) = replay(&[line.to_string()]).pop() {
+            state.borrow_mut().extend(latest);
+        }
+        done(&state.borrow())
+    })?;
+    Ok(())
+}
+
 #[test]
 fn deployments_roll_out_roll_back_scale_and_go_away() -> Result<()> {
     let dir = tempfile::Builder::new()
@@ -267,9 +284,14 @@ fn rolling_update_stays_within_bounds(c: &Cluster) -> Result<()> {
         .map(|(n, _)| n.clone())
         .context("no nginx ReplicaSet")?;
     // Wait until the watch has seen the end state, then check every state on the way.
-    watch.wait_for_line(TIMEOUT, "the new ReplicaSet complete", |l| {
-        l.contains(&new) && l.split_whitespace().skip(1).all(|n| n == "10")
-    })?;
+    wait_for_state(
+        &mut watch,
+        "the new ReplicaSet complete, the old one empty",
+        |s| {
+            s.get(&new) == Some(&(10, 10, 10))
+                && s.iter().all(|(n, v)| *n == new || (v.0 == 0 && v.1 == 0))
+        },
+    )?;
     let history = replay(watch.lines());
     println!(
         "ReplicaSets during the rolling update:\n{}",
@@ -462,8 +484,8 @@ spec:
         .find(|n| **n != old)
         .cloned()
         .context("no new ReplicaSet")?;
-    watch.wait_for_line(TIMEOUT, "the new ReplicaSet complete", |l| {
-        l.contains(&new) && l.split_whitespace().skip(1).all(|n| n == "3")
+    wait_for_state(&mut watch, "the new ReplicaSet complete", |s| {
+        s.get(&new) == Some(&(3, 3, 3))
     })?;
     for state in replay(watch.lines()) {
         let Some(new_sizes) = state.get(&new) else {

@@ -206,12 +206,9 @@ impl Planner {
 
     /// A scaling event: some active ReplicaSet was last sized for a different
     /// `spec.replicas` than the Deployment has now.
-    fn is_scaling_event(&mut self, sets: &[ReplicaSet]) -> bool {
+    fn is_scaling_event(&self, sets: &[ReplicaSet]) -> bool {
         let desired = util::desired(&self.d);
-        // Without creating anything, which ReplicaSet is new matters only for annotations.
-        let new = find_new(&self.d, sets);
         sets.iter()
-            .chain(new)
             .filter(|rs| util::replicas(rs) > 0)
             .filter_map(|rs| util::annotation(rs, util::DESIRED_REPLICAS))
             .filter_map(|v| v.parse::<i32>().ok())

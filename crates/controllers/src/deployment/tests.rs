@@ -813,3 +813,37 @@ fn a_stale_status_reporting_more_available_than_wanted_never_scales_an_old_repli
         ]
     );
 }
+
+#[test]
+fn scaling_down_during_a_rollout_takes_from_the_largest_older_replicaset_first() {
+    let sets = [rs("busybox", 8, 8, 1, 10, 1), rs("nginx", 5, 0, 2, 10, 30)];
+    let mut d = with_status(
+        deployment(5, "nginx"),
+        &sets,
+        "nginx",
+        ("True", "ReplicaSetUpdated", 59),
+    );
+    d.metadata.annotations = Some([(util::REVISION.to_string(), "2".to_string())].into());
+    let plan = sync::plan(&d, &sets, &[], now());
+    let (old, new) = (rs_name("busybox"), rs_name("nginx"));
+    // 5 + 2 surge = 7 allowed, 13 now: old gives round(8*7/13)-8 = -4, new round(5*7/13)-5 = -2.
+    assert_eq!(
+        summary(&plan),
+        vec![
+            format!("update {old} replicas=4 revision=1"),
+            format!("ScalingReplicaSet: Scaled down replica set {old} from 8 to 4"),
+            format!("update {new} replicas=3 revision=2"),
+            format!("ScalingReplicaSet: Scaled down replica set {new} from 5 to 3"),
+            "status".into(),
+        ]
+    );
+}
+
+#[test]
+fn a_deployment_being_deleted_only_updates_status() {
+    let sets = [rs("busybox", 10, 10, 1, 10, 1)];
+    let mut d = deployment(10, "nginx");
+    d.metadata.deletion_timestamp = Some(Time(now()));
+    let plan = sync::plan(&d, &sets, &[], now());
+    assert_eq!(summary(&plan), vec!["status".to_string()]);
+}
