@@ -195,6 +195,11 @@ pub struct ServerArgs {
     #[arg(long)]
     pub disable_scheduler: bool,
 
+    /// A KubeSchedulerConfiguration (kubescheduler.config.k8s.io/v1) file: scheduler profiles,
+    /// their plugins and plugin arguments.
+    #[arg(long, value_name = "FILE")]
+    pub scheduler_config: Option<std::path::PathBuf>,
+
     /// Do not run the controllers.
     #[arg(long)]
     pub disable_controllers: bool,

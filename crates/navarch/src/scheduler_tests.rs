@@ -474,3 +474,74 @@ async fn a_pod_waits_for_its_claim_and_a_delayed_claim_learns_the_node() {
     );
     c.stop().await;
 }
+
+#[tokio::test]
+async fn a_configured_bin_packing_profile_serves_its_scheduler_name() {
+    let (_dir, shutdown, server) = crate::in_process::test_server().await;
+    let admin = client(server.router(), "admin", &["system:masters"]);
+    let profiles = navarch_scheduler::config::profiles_from_str(
+        r#"
+apiVersion: kubescheduler.config.k8s.io/v1
+kind: KubeSchedulerConfiguration
+profiles:
+- schedulerName: default-scheduler
+- schedulerName: bin-packer
+  pluginConfig:
+  - name: NodeResourcesFit
+    args:
+      scoringStrategy:
+        type: MostAllocated
+"#,
+    )
+    .unwrap();
+    let sched = navarch_scheduler::Scheduler::with_profiles(profiles);
+    let task = tokio::spawn(sched.run(
+        client(
+            server.router(),
+            "system:kube-scheduler",
+            &["system:masters"],
+        ),
+        shutdown.clone(),
+    ));
+    let nodes: Api<Node> = Api::all(admin.clone());
+    node(&nodes, "busy", "4", json!({})).await;
+    node(&nodes, "idle", "4", json!({})).await;
+    let pods: Api<Pod> = Api::namespaced(admin.clone(), "default");
+    pod(&pods, "anchor", json!({"cpu": "2", "nodeName": "busy"})).await;
+    pod(
+        &pods,
+        "packed",
+        json!({"cpu": "1", "schedulerName": "bin-packer"}),
+    )
+    .await;
+    pod(&pods, "spread", json!({"cpu": "1"})).await;
+    let node_of = |name: &'static str| {
+        let pods = pods.clone();
+        async move || {
+            pods.get(name)
+                .await
+                .ok()
+                .and_then(|p| p.spec.and_then(|s| s.node_name))
+        }
+    };
+    assert_eq!(wait_for(node_of("packed")).await, "busy");
+    assert_eq!(wait_for(node_of("spread")).await, "idle");
+    let events: Api<Event> = Api::namespaced(admin, "default");
+    let scheduled = wait_for(async || {
+        events
+            .list(&ListParams::default().fields("involvedObject.name=packed"))
+            .await
+            .ok()?
+            .items
+            .into_iter()
+            .find(|e| e.reason.as_deref() == Some("Scheduled"))
+    })
+    .await;
+    assert_eq!(scheduled.reporting_component.as_deref(), Some("bin-packer"));
+    shutdown.cancel();
+    tokio::time::timeout(Duration::from_secs(10), task)
+        .await
+        .unwrap()
+        .unwrap();
+    server.stopped().await;
+}

@@ -25,6 +25,14 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         node_monitor_grace_period: args.node_monitor_grace_period,
         ..Default::default()
     };
+    let scheduler_profiles = match &args.scheduler_config {
+        Some(path) => {
+            let text = std::fs::read_to_string(path)
+                .with_context(|| format!("cannot read {}", path.display()))?;
+            Some(navarch_scheduler::config::profiles_from_str(&text)?)
+        }
+        None => None,
+    };
     let data_dir = data_dir::prepare(&args.data_dir)?;
     let datastore = args.datastore_endpoint.clone().unwrap_or_default();
     let store = datastore.open(&data_dir).await?;
@@ -74,8 +82,12 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
             "system:kube-scheduler",
             &["system:masters"],
         );
-        let scheduler =
-            navarch_scheduler::Scheduler::new(navarch_scheduler::plugins::default_framework());
+        let scheduler = match scheduler_profiles {
+            Some(profiles) => navarch_scheduler::Scheduler::with_profiles(profiles),
+            None => {
+                navarch_scheduler::Scheduler::new(navarch_scheduler::plugins::default_framework())
+            }
+        };
         tokio::spawn(scheduler.run(client, shutdown.clone()))
     });
 

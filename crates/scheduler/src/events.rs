@@ -28,19 +28,19 @@ struct Last {
 }
 
 /// Records events about pods; one writer (the scheduler loop), writes happen in spawned tasks.
+/// Each event is reported by the scheduler name of the pod it is about (or, for a victim, of
+/// its preemptor), as each upstream profile has its own recorder.
+#[derive(Default)]
 pub struct Recorder {
-    controller: String,
-    instance: String,
+    host: String,
     last: HashMap<String, Last>,
     sequence: u64,
 }
 
 impl Recorder {
-    pub fn new(controller: &str) -> Self {
-        let host = std::env::var("HOSTNAME").unwrap_or_else(|_| "navarch".into());
+    pub fn new() -> Self {
         Recorder {
-            controller: controller.to_string(),
-            instance: format!("{controller}-{host}"),
+            host: std::env::var("HOSTNAME").unwrap_or_else(|_| "navarch".into()),
             last: HashMap::new(),
             sequence: 0,
         }
@@ -52,9 +52,11 @@ impl Recorder {
     }
 
     /// Emits an event about `pod`. Failures are logged, never returned: events are best effort.
+    #[allow(clippy::too_many_arguments)]
     pub fn emit(
         &mut self,
         client: &kube::Client,
+        controller: &str,
         pod: &Pod,
         kind: Kind,
         reason: &str,
@@ -104,7 +106,7 @@ impl Recorder {
             reason: Some(reason.to_string()),
             message: Some(note.to_string()),
             source: Some(EventSource {
-                component: Some(self.controller.clone()),
+                component: Some(controller.to_string()),
                 host: None,
             }),
             type_: Some(
@@ -114,8 +116,8 @@ impl Recorder {
                 }
                 .into(),
             ),
-            reporting_component: Some(self.controller.clone()),
-            reporting_instance: Some(self.instance.clone()),
+            reporting_component: Some(controller.to_string()),
+            reporting_instance: Some(format!("{controller}-{}", self.host)),
             involved_object: ObjectReference {
                 api_version: Some("v1".into()),
                 kind: Some("Pod".into()),

@@ -11,6 +11,7 @@
 //!
 //! The framework is written here rather than taken from a crate: none exists for Rust.
 
+pub mod config;
 pub mod cycle;
 mod error;
 pub mod events;

@@ -110,10 +110,10 @@ struct BindOutcome {
     result: Result<()>,
 }
 
-/// A scheduler profile bound to a name; [`Scheduler::run`] drives it against an API server.
+/// Scheduler profiles, each bound to a `schedulerName`, sharing one queue and snapshot (like
+/// upstream's profiles); [`Scheduler::run`] drives them against an API server.
 pub struct Scheduler {
-    framework: Framework,
-    name: String,
+    profiles: Vec<(String, Framework)>,
     snapshot: Snapshot,
     queue: SchedulingQueue,
     nodes_seen: Option<HashSet<String>>,
@@ -125,24 +125,33 @@ pub struct Scheduler {
 }
 
 impl Scheduler {
+    /// One profile named `default-scheduler`.
     pub fn new(framework: Framework) -> Self {
+        Self::with_profiles(vec![(DEFAULT_SCHEDULER_NAME.to_string(), framework)])
+    }
+
+    /// Several profiles (as from [`crate::config::profiles_from_str`]); the first one's queue
+    /// sort orders the shared queue.
+    ///
+    /// # Panics
+    /// If `profiles` is empty.
+    pub fn with_profiles(profiles: Vec<(String, Framework)>) -> Self {
+        assert!(!profiles.is_empty(), "a scheduler needs a profile");
         Scheduler {
-            queue: SchedulingQueue::new(framework.queue_sort.clone()),
-            framework,
-            name: DEFAULT_SCHEDULER_NAME.to_string(),
+            queue: SchedulingQueue::new(profiles[0].1.queue_sort.clone()),
+            profiles,
             snapshot: Snapshot::new(),
             nodes_seen: None,
             pods_seen: None,
             objects_seen: HashMap::new(),
             cycles: 0,
-            events: Recorder::new(DEFAULT_SCHEDULER_NAME),
+            events: Recorder::new(),
         }
     }
 
-    /// Serves pods whose `spec.schedulerName` is `name` (the profile's name).
+    /// Renames the first profile: it serves pods whose `spec.schedulerName` is `name`.
     pub fn with_name(mut self, name: impl Into<String>) -> Self {
-        self.name = name.into();
-        self.events = Recorder::new(&self.name);
+        self.profiles[0].0 = name.into();
         self
     }
 
@@ -206,13 +215,14 @@ impl Scheduler {
         }
     }
 
+    /// The profile serving `pod` (an empty `schedulerName` means `default-scheduler`).
+    fn profile_of(&self, pod: &Pod) -> Option<usize> {
+        let name = scheduler_name(pod);
+        self.profiles.iter().position(|(n, _)| n == name)
+    }
+
     fn is_ours(&self, pod: &Pod) -> bool {
-        let name = pod
-            .spec
-            .as_ref()
-            .and_then(|s| s.scheduler_name.as_deref())
-            .unwrap_or_default();
-        name.is_empty() || name == self.name
+        self.profile_of(pod).is_some()
     }
 
     fn handle(&mut self, ev: Event) {
@@ -424,7 +434,11 @@ impl Scheduler {
         let pod = info.pod.clone();
         let span = tracing::debug_span!("scheduling cycle", pod.name = %info.key);
         let _enter = span.enter();
-        match schedule(&self.framework, &self.snapshot, &pod, self.cycles) {
+        let Some(profile) = self.profile_of(&pod) else {
+            self.queue.delete(&info.key);
+            return;
+        };
+        match schedule(&self.profiles[profile].1, &self.snapshot, &pod, self.cycles) {
             Ok(result) => {
                 tracing::debug!(node.name = %result.node, feasible = result.feasible, "assumed");
                 self.snapshot.assume(pod.clone(), &result.node);
@@ -469,6 +483,7 @@ impl Scheduler {
                 }
                 self.events.emit(
                     client,
+                    scheduler_name(&pod),
                     &pod,
                     Kind::Warning,
                     "FailedScheduling",
@@ -514,6 +529,7 @@ impl Scheduler {
         );
         self.events.emit(
             client,
+            scheduler_name(preemptor),
             victim,
             Kind::Normal,
             "Preempted",
@@ -523,7 +539,7 @@ impl Scheduler {
         self.events.forget(&pod_key(victim));
         let api: Api<Pod> = Api::namespaced(client.clone(), namespace(victim));
         let victim = victim.clone();
-        let scheduler = self.name.clone();
+        let scheduler = scheduler_name(preemptor).to_string();
         tokio::spawn(async move {
             let name = victim.metadata.name.clone().unwrap_or_default();
             let now = k8s_openapi::jiff::Timestamp::now();
@@ -565,6 +581,7 @@ impl Scheduler {
                 let note = format!("Successfully assigned {} to {}", outcome.key, outcome.node);
                 self.events.emit(
                     client,
+                    scheduler_name(&outcome.pod),
                     &outcome.pod,
                     Kind::Normal,
                     "Scheduled",
@@ -581,6 +598,14 @@ impl Scheduler {
             }
         }
     }
+}
+
+fn scheduler_name(pod: &Pod) -> &str {
+    pod.spec
+        .as_ref()
+        .and_then(|s| s.scheduler_name.as_deref())
+        .filter(|n| !n.is_empty())
+        .unwrap_or(DEFAULT_SCHEDULER_NAME)
 }
 
 fn namespace(pod: &Pod) -> &str {

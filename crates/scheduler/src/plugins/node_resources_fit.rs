@@ -14,13 +14,33 @@ use crate::status::Status;
 pub const NAME: &str = "NodeResourcesFit";
 
 /// How node scores follow utilisation.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
 pub enum ScoringStrategy {
     /// Emptier nodes score higher (spreading).
     #[default]
     LeastAllocated,
     /// Fuller nodes score higher (bin packing).
     MostAllocated,
+    /// A piecewise-linear function of utilisation: `(utilization 0..=100, score 0..=10)`
+    /// points, ascending by utilisation.
+    RequestedToCapacityRatio(Vec<(i64, i64)>),
+}
+
+/// Upstream's scale for `RequestedToCapacityRatio` shape scores.
+const MAX_CUSTOM_SCORE: i64 = 10;
+
+/// Interpolates `shape` (scores already scaled to `MAX_NODE_SCORE`) at utilisation `p`.
+fn broken_linear(shape: &[(i64, i64)], p: i64) -> i64 {
+    for (i, (u, s)) in shape.iter().enumerate() {
+        if p <= *u {
+            if i == 0 {
+                return *s;
+            }
+            let (pu, ps) = shape[i - 1];
+            return ps + (s - ps) * (p - pu) / (u - pu);
+        }
+    }
+    shape.last().map_or(0, |(_, s)| *s)
 }
 
 /// The pod's requests, computed once per cycle by the pre-filter.
@@ -29,9 +49,17 @@ struct PreFilterState {
     non_zero: Resources,
 }
 
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct NodeResourcesFit {
     strategy: ScoringStrategy,
+    /// Resources scored and their weights (upstream's default: cpu and memory, 1 each).
+    resources: Vec<(String, i64)>,
+}
+
+impl Default for NodeResourcesFit {
+    fn default() -> Self {
+        Self::new()
+    }
 }
 
 impl NodeResourcesFit {
@@ -40,7 +68,18 @@ impl NodeResourcesFit {
     }
 
     pub fn with_strategy(strategy: ScoringStrategy) -> Self {
-        NodeResourcesFit { strategy }
+        NodeResourcesFit {
+            strategy,
+            resources: vec![("cpu".into(), 1), ("memory".into(), 1)],
+        }
+    }
+
+    /// Scores these resources with these weights instead of cpu and memory.
+    pub fn with_resources(mut self, resources: Vec<(String, i64)>) -> Self {
+        if !resources.is_empty() {
+            self.resources = resources;
+        }
+        self
     }
 
     fn requests<'a>(state: &'a CycleState, pod: &Pod) -> std::borrow::Cow<'a, PreFilterState> {
@@ -144,15 +183,55 @@ impl FilterPlugin for NodeResourcesFit {
 
 impl ScorePlugin for NodeResourcesFit {
     fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
-        let pod_req = &Self::requests(state, pod).non_zero;
-        let cpu = node.non_zero_requested.milli_cpu + pod_req.milli_cpu;
-        let mem = node.non_zero_requested.memory + pod_req.memory;
-        let f = match self.strategy {
-            ScoringStrategy::LeastAllocated => least_requested,
-            ScoringStrategy::MostAllocated => most_requested,
+        let reqs = Self::requests(state, pod);
+        let shape: Vec<(i64, i64)> = match &self.strategy {
+            ScoringStrategy::RequestedToCapacityRatio(points) => points
+                .iter()
+                .map(|(u, s)| (*u, s * (MAX_NODE_SCORE / MAX_CUSTOM_SCORE)))
+                .collect(),
+            _ => Vec::new(),
         };
-        // CPU and memory weigh 1 each, as upstream's default resources.
-        Ok((f(cpu, node.allocatable.milli_cpu) + f(mem, node.allocatable.memory)) / 2)
+        let (mut total, mut weights) = (0, 0);
+        for (name, weight) in &self.resources {
+            // CPU and memory count upstream's defaults for containers without requests.
+            let (requested, capacity) = match name.as_str() {
+                "cpu" => (
+                    node.non_zero_requested.milli_cpu + reqs.non_zero.milli_cpu,
+                    node.allocatable.milli_cpu,
+                ),
+                "memory" => (
+                    node.non_zero_requested.memory + reqs.non_zero.memory,
+                    node.allocatable.memory,
+                ),
+                "ephemeral-storage" => (
+                    node.requested.ephemeral_storage + reqs.requests.ephemeral_storage,
+                    node.allocatable.ephemeral_storage,
+                ),
+                other => (
+                    node.requested.scalar.get(other).copied().unwrap_or(0)
+                        + reqs.requests.scalar.get(other).copied().unwrap_or(0),
+                    node.allocatable.scalar.get(other).copied().unwrap_or(0),
+                ),
+            };
+            if capacity == 0 {
+                continue;
+            }
+            let score = match &self.strategy {
+                ScoringStrategy::LeastAllocated => least_requested(requested, capacity),
+                ScoringStrategy::MostAllocated => most_requested(requested, capacity),
+                ScoringStrategy::RequestedToCapacityRatio(_) => {
+                    let utilization = if requested > capacity {
+                        100
+                    } else {
+                        requested * 100 / capacity
+                    };
+                    broken_linear(&shape, utilization)
+                }
+            };
+            total += score * weight;
+            weights += weight;
+        }
+        Ok(if weights == 0 { 0 } else { total / weights })
     }
 }
 
@@ -279,5 +358,26 @@ mod tests {
                 .unwrap(),
             (90 + 50) / 2
         );
+    }
+
+    #[test]
+    fn requested_to_capacity_ratio_follows_the_shape() {
+        // Bin packing shape: 0% → 0, 100% → 10 (scaled to 100).
+        let pl = NodeResourcesFit::with_strategy(ScoringStrategy::RequestedToCapacityRatio(vec![
+            (0, 0),
+            (100, 10),
+        ]))
+        .with_resources(vec![("cpu".into(), 3), ("memory".into(), 1)]);
+        let n = node_info(
+            node("n", "4", "4Gi", json!({})),
+            vec![pod_requesting("a", "1", "1Gi")],
+        );
+        let p = pod_requesting("p", "1", "1Gi");
+        // cpu 50% → 50, memory 50% → 50.
+        assert_eq!(pl.score(&CycleState::default(), &p, &n).unwrap(), 50);
+        let p = pod_requesting("p", "3", "1Gi");
+        // cpu 100% → 100 (weight 3), memory 50% → 50: (300 + 50) / 4.
+        assert_eq!(pl.score(&CycleState::default(), &p, &n).unwrap(), 87);
+        assert_eq!(broken_linear(&[(0, 100), (50, 0), (100, 50)], 75), 25);
     }
 }
