@@ -324,6 +324,26 @@ fn rolling_update_stays_within_bounds(c: &Cluster) -> Result<()> {
     ensure!(last.values().filter(|s| s.0 == 0).count() == 1, "{last:?}");
     let d = c.json(&["get", "deployment", "web"])?;
     ensure!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"] == "2");
+    // Every pod left runs the new template; terminating old ones go.
+    let hash = new.trim_start_matches("web-").to_string();
+    wait_for(TIMEOUT, "only new pods", || {
+        let pods = c.json(&["get", "pods", "-l", "app=web"]).ok()?;
+        let items = pods["items"].as_array()?;
+        (items.len() == 10
+            && items
+                .iter()
+                .all(|p| p["metadata"]["labels"]["pod-template-hash"] == hash.as_str()))
+        .then_some(())
+    })?;
+    let describe = c.kubectl(&["describe", "deployment", "web"])?;
+    ensure!(
+        describe.contains(&format!("NewReplicaSet:   {new} (10/10 replicas created)")),
+        "{describe}"
+    );
+    ensure!(
+        describe.contains(&format!("Scaled up replica set {new} from 0 to 3")),
+        "{describe}"
+    );
     Ok(())
 }
 

@@ -47,7 +47,9 @@ pub enum Action {
     Update { rs: Box<ReplicaSet> },
     /// Delete an old ReplicaSet beyond `revisionHistoryLimit`.
     Delete { name: String, uid: String },
-    /// Set the Deployment's revision annotation (metadata, not status).
+    /// Set the Deployment's revision annotation. Upstream writes it along with the status
+    /// (its status strategy keeps annotation changes); a metadata patch works with any
+    /// status strategy.
     SetRevision { revision: String },
     /// Write the Deployment's status.
     UpdateStatus { status: Box<DeploymentStatus> },
