@@ -7,7 +7,9 @@
 //!   explains, upstream-style, why none fits ([`FitError`]).
 //! - [`plugins`]: the in-tree plugins, one module each, and [`plugins::default_framework`].
 //! - [`queue::SchedulingQueue`]: active, backoff and unschedulable pods (pure, clock passed in).
-//! - [`Scheduler::run`]: the I/O loop — watches, assumed pods, binding, status feedback.
+//! - [`Scheduler::run`]: the I/O loop — watches, assumed pods, binding, status feedback,
+//!   events and preemption's evictions.
+//! - [`config`]: `KubeSchedulerConfiguration` profiles into frameworks.
 //!
 //! The framework is written here rather than taken from a crate: none exists for Rust.
 

@@ -1,7 +1,11 @@
 //! The scheduler's I/O loop: watches nodes and pods into the [`Snapshot`] and the
 //! [`SchedulingQueue`], runs one pure cycle per pod, assumes the result so the next pod is
 //! scheduled while the binding is in flight, binds through `pods/binding`, and on failure rolls
-//! the assumption back and requeues. Unschedulable pods get the `PodScheduled=False` condition.
+//! the assumption back and requeues. Unschedulable pods get the `PodScheduled=False` condition
+//! and a `FailedScheduling` event; bound ones a `Scheduled` event. When preemption nominates a
+//! node, its victims get a `DisruptionTarget` condition and are deleted, and the preemptor's
+//! `status.nominatedNodeName` is set. Namespaces, workloads, disruption budgets and volume
+//! objects are mirrored into the snapshot for the plugins that consult them.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;

@@ -177,7 +177,7 @@ pub fn default_selector(pod: &Pod, objects: &ClusterObjects) -> Selector {
 /// Where constraints come from when a pod has none.
 #[derive(Debug, Clone)]
 pub enum Defaults {
-    /// Upstream's system defaults: zone (skew 5) and hostname (skew 3), ScheduleAnyway.
+    /// Upstream's system defaults: hostname (skew 3) and zone (skew 5), ScheduleAnyway.
     System,
     /// Explicit default constraints (`defaultingType: List`); their selectors are ignored and
     /// replaced by the pod's workload selector.
@@ -231,7 +231,7 @@ impl PodTopologySpread {
         let defaults = match &self.defaults {
             Defaults::List(l) => l,
             Defaults::System => {
-                system = [(ZONE_LABEL, 5), (HOSTNAME_LABEL, 3)].map(|(key, skew)| {
+                system = [(HOSTNAME_LABEL, 3), (ZONE_LABEL, 5)].map(|(key, skew)| {
                     TopologySpreadConstraint {
                         max_skew: skew,
                         topology_key: key.into(),
@@ -759,7 +759,7 @@ mod tests {
             c.iter()
                 .map(|c| (c.topology_key.as_str(), c.max_skew))
                 .collect::<Vec<_>>(),
-            [(ZONE_LABEL, 5), (HOSTNAME_LABEL, 3)]
+            [(HOSTNAME_LABEL, 3), (ZONE_LABEL, 5)]
         );
         assert!(PodTopologySpread::new()
             .constraints(&p, &s.objects, "DoNotSchedule")
