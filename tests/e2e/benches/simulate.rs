@@ -84,7 +84,16 @@ fn main() -> Result<()> {
     let dir = tempfile::Builder::new()
         .prefix("navarch-bench-sim-")
         .tempdir()?;
-    let server = Server::start(&dir.path().join("data"), &["--bind-address", "127.0.0.1"])?;
+    // A wide pod network: a /24 for each of thousands of nodes.
+    let server = Server::start(
+        &dir.path().join("data"),
+        &[
+            "--bind-address",
+            "127.0.0.1",
+            "--cluster-cidr",
+            "10.64.0.0/10",
+        ],
+    )?;
     let data = server.data_dir().to_path_buf();
     let token = std::fs::read_to_string(data.join("node-token"))?;
     let mut command = Command::new(&binary);
@@ -240,6 +249,27 @@ async fn create_pods(server: &Server, nodes: usize, count: usize, rate: u64) -> 
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     watch.abort();
+    let missing: Vec<String> = {
+        let running = running.lock().unwrap();
+        let created = created.lock().unwrap();
+        created
+            .keys()
+            .filter(|n| !running.contains_key(*n))
+            .take(5)
+            .cloned()
+            .collect()
+    };
+    for name in &missing {
+        // What the API says of a pod the watch never saw Running and Ready.
+        match api.get(name).await {
+            Ok(pod) => eprintln!(
+                "not running: {name} on {:?}: {}",
+                pod.spec.and_then(|s| s.node_name),
+                serde_json::to_string(&pod.status).unwrap_or_default()
+            ),
+            Err(e) => eprintln!("not running: {name}: {e}"),
+        }
+    }
     let running = running.lock().unwrap();
     let created = created.lock().unwrap();
     ensure!(
