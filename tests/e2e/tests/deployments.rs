@@ -466,9 +466,7 @@ fn scale_up_and_down(c: &Cluster) -> Result<()> {
     Ok(())
 }
 
-fn recreate_never_overlaps(c: &Cluster) -> Result<()> {
-    c.apply(
-        "apiVersion: apps/v1
+const BATCH: &str = "apiVersion: apps/v1
 kind: Deployment
 metadata:
   name: batch
@@ -485,8 +483,10 @@ spec:
       containers:
       - name: app
         image: busybox
-",
-    )?;
+";
+
+fn recreate_never_overlaps(c: &Cluster) -> Result<()> {
+    c.apply(BATCH)?;
     c.rollout_status("batch")?;
     let old = c
         .replicasets("batch")?
@@ -572,7 +572,16 @@ spec:
         "{}",
         d["status"]
     );
-    c.kubectl(&["delete", "deployment", "stuck"])?;
+    // Foreground: kubectl waits until the ReplicaSet and its pods are gone first.
+    c.kubectl(&[
+        "delete",
+        "deployment",
+        "stuck",
+        "--cascade=foreground",
+        "--timeout=30s",
+    ])?;
+    let left = c.kubectl(&["get", "rs,pods", "-l", "app=stuck", "-o", "name"])?;
+    ensure!(left.trim().is_empty(), "left behind: {left}");
     Ok(())
 }
 
@@ -611,5 +620,24 @@ fn deletion_cascades_or_orphans(c: &Cluster) -> Result<()> {
     }
     let pods_after = c.kubectl(&["get", "pods", "-l", "app=batch", "-o", "name"])?;
     ensure!(pods_after == pods_before, "{pods_before} -> {pods_after}");
+
+    // The same Deployment again adopts the orphans: no new ReplicaSet, the same pods.
+    c.apply(&BATCH.replace("image: busybox", "image: nginx"))?;
+    c.rollout_status("batch")?;
+    let uid = c.json(&["get", "deployment", "batch"])?["metadata"]["uid"].clone();
+    wait_for(TIMEOUT, "the orphans to be adopted", || {
+        let now = c.replicasets("batch").ok()?;
+        (now.keys().eq(sets.keys())
+            && now.values().all(|rs| {
+                let owner = &rs["metadata"]["ownerReferences"][0];
+                owner["uid"] == uid && owner["controller"] == true
+            }))
+        .then_some(())
+    })?;
+    let pods_adopted = c.kubectl(&["get", "pods", "-l", "app=batch", "-o", "name"])?;
+    ensure!(
+        pods_adopted == pods_before,
+        "{pods_before} -> {pods_adopted}"
+    );
     Ok(())
 }
