@@ -30,6 +30,9 @@ pub struct FitError {
     pub node_statuses: Vec<(String, Status)>,
     pub post_filter_msg: Option<String>,
     pub nominated_node: Option<String>,
+    /// A post-filter tried and found nothing: an earlier nomination is void (upstream clears
+    /// `status.nominatedNodeName` then, but keeps it when the pod may not preempt at all).
+    pub clear_nomination: bool,
     /// Pods to evict so the pod fits on `nominated_node` (preemption).
     pub victims: Vec<std::sync::Arc<Pod>>,
     /// A plugin failed (not "does not fit"): the pod is retried with backoff.
@@ -211,6 +214,9 @@ fn post_filter(framework: &Framework, snapshot: &Snapshot, pod: &Pod, err: &mut 
             err.victims = r.victims;
             err.post_filter_msg = None;
             break;
+        }
+        if r.nominated_node.as_deref() == Some("") {
+            err.clear_nomination = true;
         }
         if !r.status.reasons.is_empty() {
             err.post_filter_msg = Some(r.status.reasons.join(", "));

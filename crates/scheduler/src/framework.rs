@@ -51,7 +51,8 @@ pub trait FilterPlugin: Plugin {
     fn filter(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Status;
 }
 
-/// What a post-filter achieved: on success, a nominated node and the pods to evict there.
+/// What a post-filter achieved: on success, a nominated node and the pods to evict there; on
+/// failure, `Some("")` as the node voids an earlier nomination.
 #[derive(Debug, Clone)]
 pub struct PostFilterResult {
     pub nominated_node: Option<String>,

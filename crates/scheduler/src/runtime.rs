@@ -499,10 +499,10 @@ impl Scheduler {
                     .as_ref()
                     .and_then(|s| s.nominated_node_name.clone())
                     .filter(|n| !n.is_empty());
-                // Preemption nominates a node; a failed one clears an old nomination.
+                // Preemption nominates a node; one that found nothing clears an old nomination.
                 let nominate = match (&fit.nominated_node, &current) {
                     (Some(n), _) if Some(n) != current.as_ref() => Some(Some(n.clone())),
-                    (None, Some(_)) if fit.internal.is_none() => Some(None),
+                    (None, Some(_)) if fit.clear_nomination => Some(None),
                     _ => None,
                 };
                 if let Some(node) = &fit.nominated_node {

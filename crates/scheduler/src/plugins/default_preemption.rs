@@ -111,14 +111,17 @@ impl PostFilterPlugin for DefaultPreemption {
                 victims: c.victims,
                 status: Status::success(),
             },
-            None => fail(
-                FitError {
-                    num_nodes: snapshot.nodes().len(),
-                    node_statuses: statuses,
-                    ..Default::default()
-                }
-                .to_string(),
-            ),
+            None => PostFilterResult {
+                nominated_node: Some(String::new()),
+                ..fail(
+                    FitError {
+                        num_nodes: snapshot.nodes().len(),
+                        node_statuses: statuses,
+                        ..Default::default()
+                    }
+                    .to_string(),
+                )
+            },
         }
     }
 }
@@ -418,7 +421,8 @@ mod tests {
         for (name, placed, p, want_node, want_victims) in cases {
             let s = cluster(&[("a", "2"), ("b", "2")], placed);
             let r = preempt(&s, &p);
-            assert_eq!(r.nominated_node.as_deref(), want_node, "{name}");
+            let nominated = r.nominated_node.as_deref().filter(|n| !n.is_empty());
+            assert_eq!(nominated, want_node, "{name}");
             assert_eq!(names(&r.victims), want_victims, "{name}");
         }
     }
@@ -489,5 +493,18 @@ mod tests {
             r.status.reasons,
             ["preemption: not eligible due to preemptionPolicy=Never."]
         );
+    }
+
+    #[test]
+    fn a_failed_search_voids_the_nomination_but_ineligibility_keeps_it() {
+        let s = cluster(&[("a", "1")], vec![("a", prio("eq", "1", 5, json!({})))]);
+        let fw = default_framework();
+        let p = prio("p", "1", 5, json!({}));
+        let err = crate::cycle::schedule(&fw, &s, &p, 0).unwrap_err();
+        assert!(err.clear_nomination && err.nominated_node.is_none());
+        let mut never = p;
+        never.spec.as_mut().unwrap().preemption_policy = Some("Never".into());
+        let err = crate::cycle::schedule(&fw, &s, &never, 0).unwrap_err();
+        assert!(!err.clear_nomination);
     }
 }
