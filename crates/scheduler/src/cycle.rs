@@ -415,4 +415,48 @@ mod tests {
             "a"
         );
     }
+
+    #[test]
+    fn spreading_and_pod_affinity_score_order_golden() {
+        // Default profile; a Service selects app=web so system default spreading applies; the
+        // incoming web pod also prefers the db's host.
+        let mut s = Snapshot::new();
+        for (n, zone) in [("a", "z1"), ("b", "z1"), ("c", "z2")] {
+            s.upsert_node(Arc::new(node(
+                n,
+                "4",
+                "8Gi",
+                json!({"metadata": {"labels": {"kubernetes.io/hostname": n, "topology.kubernetes.io/zone": zone}}}),
+            )));
+        }
+        let svc =
+            serde_json::from_value(json!({"metadata": {"name": "web", "namespace": "default"},
+            "spec": {"selector": {"app": "web"}}}))
+            .unwrap();
+        s.objects
+            .services
+            .insert("default/web".into(), Arc::new(svc));
+        let labelled = |name: &str, app: &str, node: &str| {
+            let mut p = pod_requesting(name, "500m", "512Mi");
+            p.metadata.labels = Some([("app".to_string(), app.to_string())].into());
+            p.spec.as_mut().unwrap().node_name = Some(node.into());
+            p
+        };
+        s.upsert_bound_pod(Arc::new(labelled("w1", "web", "a")));
+        s.upsert_bound_pod(Arc::new(labelled("w2", "web", "a")));
+        s.upsert_bound_pod(Arc::new(labelled("d", "db", "b")));
+        let mut p = labelled("p", "web", "");
+        p.spec.as_mut().unwrap().node_name = None;
+        p.spec.as_mut().unwrap().affinity = serde_json::from_value(json!({"podAffinity": {
+            "preferredDuringSchedulingIgnoredDuringExecution": [{"weight": 50, "podAffinityTerm": {
+                "labelSelector": {"matchLabels": {"app": "db"}}, "topologyKey": "kubernetes.io/hostname"}}]}}))
+        .unwrap();
+        let fw = default_framework();
+        let nodes: Vec<&NodeInfo> = s.nodes().iter().collect();
+        let totals = prioritize(&fw, &mut CycleState::default(), &p, &s, &nodes).unwrap();
+        let named: Vec<(&str, i64)> = nodes.iter().map(|n| n.name.as_str()).zip(totals).collect();
+        // Per node: taints 3x100, fit (least allocated), spreading 2x (a 50, b 75, c 100),
+        // pod affinity 2x (b 100), balanced allocation. b wins by affinity, c beats a by spread.
+        assert_eq!(named, vec![("a", 561), ("b", 824), ("c", 686)]);
+    }
 }
