@@ -4,7 +4,8 @@
 //! maxSurge/maxUnavailable bounds after every event; `rollout history` and `rollout undo`
 //! (the old ReplicaSet comes back, no new one); pause, change, resume; `rollout restart`;
 //! scaling 10 → 50 → 5; a Recreate rollout that never overlaps old and new pods; a missed
-//! progress deadline; and deletion with and without `--cascade=orphan`.
+//! progress deadline; and deletion: background, foreground, and `--cascade=orphan` followed
+//! by a re-created Deployment that adopts the orphans.
 
 use std::collections::BTreeMap;
 use std::path::Path;
