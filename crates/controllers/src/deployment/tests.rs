@@ -847,3 +847,51 @@ fn a_deployment_being_deleted_only_updates_status() {
     let plan = sync::plan(&d, &sets, &[], now());
     assert_eq!(summary(&plan), vec!["status".to_string()]);
 }
+
+#[test]
+fn min_ready_seconds_follows_the_deployment_onto_its_new_replicaset() {
+    let sets = [rs("busybox", 10, 10, 1, 10, 1)];
+    let mut d = with_status(
+        deployment(10, "busybox"),
+        &sets,
+        "busybox",
+        ("True", "NewReplicaSetAvailable", 5),
+    );
+    d.metadata.annotations = Some([(util::REVISION.to_string(), "1".to_string())].into());
+    d.spec.as_mut().unwrap().min_ready_seconds = Some(5);
+    let plan = sync::plan(&d, &sets, &[], now());
+    let Action::Update { rs } = &plan.actions[0] else {
+        panic!("{:?}", summary(&plan))
+    };
+    assert_eq!(rs.spec.as_ref().unwrap().min_ready_seconds, Some(5));
+
+    let plan = sync::plan(&deployment(3, "nginx"), &[], &[], now());
+    let mut d = deployment(3, "nginx");
+    d.spec.as_mut().unwrap().min_ready_seconds = Some(5);
+    let with_min = sync::plan(&d, &[], &[], now());
+    assert_eq!(
+        created(&plan).spec.as_ref().unwrap().min_ready_seconds,
+        None
+    );
+    assert_eq!(
+        created(&with_min).spec.as_ref().unwrap().min_ready_seconds,
+        Some(5)
+    );
+}
+
+#[test]
+fn without_a_progress_deadline_there_is_no_progressing_condition() {
+    let mut d = deployment(2, "busybox");
+    d.spec.as_mut().unwrap().progress_deadline_seconds = Some(i32::MAX);
+    let plan = sync::plan(&d, &[], &[], now());
+    let status = written_status(&plan);
+    assert!(
+        status
+            .conditions
+            .iter()
+            .flatten()
+            .all(|c| c.type_ != "Progressing"),
+        "{status:?}"
+    );
+    assert_eq!(condition(status, "Available").0, "False");
+}
