@@ -91,7 +91,9 @@ impl PostFilterPlugin for DefaultPreemption {
         let mut candidates = Vec::new();
         // Upstream dry-runs until it has 10% of the nodes (at least 100) as candidates.
         let wanted = (filtered.len() / 10).max(100).min(filtered.len());
-        let mut trial = snapshot.clone();
+        // A scratch copy for dry runs, made only once a node has something to evict.
+        let mut trial: Option<Snapshot> = None;
+        let p = priority(pod);
         for (node, status) in filtered {
             if status.code != Code::Unschedulable {
                 statuses.push((node.clone(), Status::unresolvable(REASON_NOT_HELPFUL)));
@@ -100,7 +102,15 @@ impl PostFilterPlugin for DefaultPreemption {
             if candidates.len() >= wanted {
                 break;
             }
-            match select_victims(framework, pod, &mut trial, node) {
+            let evictable = snapshot
+                .node(node)
+                .is_some_and(|n| n.pods.values().any(|v| priority(&v.pod) < p));
+            if !evictable {
+                statuses.push((node.clone(), Status::unresolvable(REASON_NO_VICTIMS)));
+                continue;
+            }
+            let trial = trial.get_or_insert_with(|| snapshot.clone());
+            match select_victims(framework, pod, trial, node) {
                 Ok(c) => candidates.push(c),
                 Err(s) => statuses.push((node.clone(), s)),
             }
