@@ -126,6 +126,23 @@ async fn replicaset_creates_scales_and_reports_ready_pods() {
         (p.len() == 3).then_some(p)
     })
     .await;
+    let events: Api<k8s_openapi::api::core::v1::Event> =
+        Api::namespaced(cluster.client.clone(), "default");
+    eventually("a SuccessfulCreate event per pod", || async {
+        let list = events
+            .list(&ListParams::default().fields("involvedObject.name=web,reason=SuccessfulCreate"))
+            .await
+            .unwrap();
+        let messages: Vec<String> = list.items.into_iter().filter_map(|e| e.message).collect();
+        let all = created.iter().all(|p| {
+            messages.contains(&format!(
+                "Created pod: {}",
+                p.metadata.name.as_deref().unwrap()
+            ))
+        });
+        all.then_some(())
+    })
+    .await;
     for pod in &created {
         let name = pod.metadata.name.as_deref().unwrap();
         assert!(

@@ -25,11 +25,13 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         node_monitor_grace_period: args.node_monitor_grace_period,
         ..Default::default()
     };
-    let scheduler_profiles = match &args.scheduler_config {
+    // Read and checked now; parsed again for each leadership term.
+    let scheduler_config = match &args.scheduler_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
-            Some(navarch_scheduler::config::profiles_from_str(&text)?)
+            navarch_scheduler::config::profiles_from_str(&text)?;
+            Some(text)
         }
         None => None,
     };
@@ -75,20 +77,32 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
             shutdown.clone(),
         ))
     });
-    // Scheduler: likewise in-process, as system:kube-scheduler.
+    // Scheduler: likewise in-process, as system:kube-scheduler, while this server holds the
+    // kube-system/kube-scheduler Lease.
     let scheduler = (!args.disable_scheduler).then(|| {
         let client = crate::in_process::client(
             server.router(),
             "system:kube-scheduler",
             &["system:masters"],
         );
-        let scheduler = match scheduler_profiles {
-            Some(profiles) => navarch_scheduler::Scheduler::with_profiles(profiles),
-            None => {
-                navarch_scheduler::Scheduler::new(navarch_scheduler::plugins::default_framework())
-            }
-        };
-        tokio::spawn(scheduler.run(client, shutdown.clone()))
+        let elector = navarch_controllers::leader::Elector::new(
+            client.clone(),
+            "kube-scheduler",
+            navarch_controllers::leader::identity(),
+            navarch_controllers::leader::Timing::default(),
+        );
+        tokio::spawn(elector.run(shutdown.clone(), move |term| {
+            let profiles = scheduler_config
+                .as_deref()
+                .and_then(|text| navarch_scheduler::config::profiles_from_str(text).ok());
+            let scheduler = match profiles {
+                Some(profiles) => navarch_scheduler::Scheduler::with_profiles(profiles),
+                None => navarch_scheduler::Scheduler::new(
+                    navarch_scheduler::plugins::default_framework(),
+                ),
+            };
+            scheduler.run(client.clone(), term)
+        }))
     });
 
     let mut stdout = std::io::stdout().lock();

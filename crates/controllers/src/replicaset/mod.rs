@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use futures::{future, StreamExt};
 use k8s_openapi::api::apps::v1::ReplicaSet;
-use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::api::core::v1::{ObjectReference, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use kube::api::{Api, DeleteParams, Patch, PatchParams, PostParams};
 use kube::core::SelectorExt;
@@ -25,6 +25,7 @@ use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
+use crate::events::Recorder;
 use crate::expectations::Expectations;
 use crate::pods;
 use plan::Action;
@@ -33,6 +34,26 @@ struct Context {
     client: Client,
     pods: Store<Pod>,
     expectations: Expectations,
+    events: Recorder,
+}
+
+impl Context {
+    /// Record an Event about `rs` without waiting for it (events never slow a sync down).
+    fn event(&self, rs: &ReplicaSet, type_: &'static str, reason: &'static str, message: String) {
+        let recorder = self.events.clone();
+        let regarding = ObjectReference {
+            api_version: Some("apps/v1".into()),
+            kind: Some("ReplicaSet".into()),
+            name: rs.metadata.name.clone(),
+            namespace: rs.metadata.namespace.clone(),
+            uid: rs.metadata.uid.clone(),
+            resource_version: rs.metadata.resource_version.clone(),
+            ..Default::default()
+        };
+        tokio::spawn(async move {
+            recorder.record(regarding, type_, reason, &message).await;
+        });
+    }
 }
 
 /// Run the controller until `shutdown` fires.
@@ -50,6 +71,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     );
     let sets = controller.store();
     let ctx = Arc::new(Context {
+        events: Recorder::new(client.clone(), "replicaset-controller"),
         client,
         pods: pod_store,
         expectations: Expectations::default(),
@@ -159,7 +181,8 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Requeue> {
             }
             Action::Create { count } => create_pods(&ctx, &key, &rs, &pod_api, count).await?,
             Action::Delete { pods: names } => {
-                let results = future::join_all(names.iter().map(|n| async {
+                let (pod_api, ctx, key, rs) = (&pod_api, &ctx, &key, &rs);
+                let results = future::join_all(names.iter().map(|n| async move {
                     let r = ignore_gone(
                         pod_api
                             .delete(n, &DeleteParams::default())
@@ -167,7 +190,13 @@ async fn reconcile(rs: Arc<ReplicaSet>, ctx: Arc<Context>) -> Result<Requeue> {
                             .map(|_| ()),
                     );
                     if r.is_ok() {
-                        ctx.expectations.expect_deleted(&key, n.clone());
+                        ctx.expectations.expect_deleted(key, n.clone());
+                        ctx.event(
+                            rs,
+                            "Normal",
+                            "SuccessfulDelete",
+                            format!("Deleted pod: {n}"),
+                        );
                     }
                     r
                 }))
@@ -237,8 +266,27 @@ async fn create_pods(
         let mut first_error = None;
         for r in results {
             match r {
-                Ok(created) => ctx.expectations.expect_created(key, created.name_any()),
+                Ok(created) => {
+                    let name = created.name_any();
+                    ctx.event(
+                        rs,
+                        "Normal",
+                        "SuccessfulCreate",
+                        format!("Created pod: {name}"),
+                    );
+                    ctx.expectations.expect_created(key, name);
+                }
                 Err(e) => {
+                    let why = match &e {
+                        kube::Error::Api(status) => status.message.clone(),
+                        other => other.to_string(),
+                    };
+                    ctx.event(
+                        rs,
+                        "Warning",
+                        "FailedCreate",
+                        format!("Error creating: {why}"),
+                    );
                     first_error.get_or_insert(e);
                 }
             }
