@@ -13,5 +13,7 @@ pub mod selector;
 pub mod table;
 pub mod validation;
 
-pub use registry::{GroupVersion, KindOps, Registry, ResourceDef, Scope, Subresource};
+pub use registry::{
+    Conversion, GroupVersion, KindOps, Registry, ResourceDef, Scope, StoredAs, Subresource,
+};
 pub use validation::{FieldError, Reason};

@@ -102,6 +102,28 @@ pub trait KindOps: Send + Sync {
     }
 }
 
+/// Turns objects of one resource into the shape of the resource they are stored as, and back.
+/// Both directions must be inverses on every object the API accepts, so that a write through
+/// either resource reads back unchanged through it.
+pub trait Conversion: Send + Sync {
+    /// The served shape → the stored shape.
+    fn to_storage(&self, obj: Value) -> Value;
+    /// The stored shape → the served shape.
+    fn to_served(&self, obj: Value) -> Value;
+}
+
+/// Where a resource keeps its objects when it serves another resource's storage, as
+/// kube-apiserver serves `events.k8s.io/v1` Events from the `core/v1` Event storage: both read
+/// and write the same keys, so a change through one is seen (and watched) through the other.
+#[derive(Clone)]
+pub struct StoredAs {
+    /// Storage group of the owning resource (`core` for the core group).
+    pub group: String,
+    /// Plural of the owning resource.
+    pub plural: String,
+    pub conversion: Arc<dyn Conversion>,
+}
+
 /// One kind served by the API.
 pub struct ResourceDef {
     pub gv: GroupVersion,
@@ -116,6 +138,9 @@ pub struct ResourceDef {
     pub verbs: Vec<String>,
     pub subresources: Vec<Subresource>,
     pub ops: Arc<dyn KindOps>,
+    /// Set when the objects are another resource's, stored in that resource's shape; `None`
+    /// for a resource that owns its storage.
+    pub stored_as: Option<StoredAs>,
 }
 
 impl std::fmt::Debug for ResourceDef {
@@ -134,18 +159,61 @@ impl ResourceDef {
         self.scope == Scope::Namespaced
     }
 
-    /// The group name used in storage keys (`core` for the core group).
+    /// The group name used in storage keys (`core` for the core group); the owning resource's
+    /// for a resource stored as another.
     pub fn storage_group(&self) -> &str {
-        if self.gv.group.is_empty() {
-            "core"
-        } else {
-            &self.gv.group
+        match &self.stored_as {
+            Some(s) => &s.group,
+            None if self.gv.group.is_empty() => "core",
+            None => &self.gv.group,
+        }
+    }
+
+    /// The plural used in storage keys.
+    pub fn storage_plural(&self) -> &str {
+        match &self.stored_as {
+            Some(s) => &s.plural,
+            None => &self.plural,
         }
     }
 
     /// Storage key prefix for all objects of this kind (ends with `/`).
     pub fn key_prefix(&self) -> String {
-        format!("/registry/{}/{}/", self.storage_group(), self.plural)
+        format!(
+            "/registry/{}/{}/",
+            self.storage_group(),
+            self.storage_plural()
+        )
+    }
+
+    /// Whether this resource serves the storage of another one (and so must not be walked on
+    /// its own when visiting every stored object, or each would be seen twice).
+    pub fn is_alias(&self) -> bool {
+        self.stored_as.is_some()
+    }
+
+    /// A served object in the shape it is stored in.
+    pub fn to_storage(&self, obj: Value) -> Value {
+        match &self.stored_as {
+            Some(s) => s.conversion.to_storage(obj),
+            None => obj,
+        }
+    }
+
+    /// A stored object in the shape this resource serves.
+    pub fn to_served(&self, obj: Value) -> Value {
+        match &self.stored_as {
+            Some(s) => s.conversion.to_served(obj),
+            None => obj,
+        }
+    }
+
+    /// [`ResourceDef::to_served`] for a shared (cached) object: no copy unless converted.
+    pub fn view(&self, stored: &Arc<Value>) -> Arc<Value> {
+        match &self.stored_as {
+            Some(s) => Arc::new(s.conversion.to_served((**stored).clone())),
+            None => stored.clone(),
+        }
     }
 
     /// Storage key prefix for one namespace (ends with `/`); the kind-wide prefix for
@@ -284,6 +352,27 @@ mod tests {
             "/registry/core/namespaces/kube-system"
         );
         assert!(r.get("apps", "v1", "pods").is_none());
+    }
+
+    #[test]
+    fn both_event_apis_share_the_core_event_keys() {
+        let r = Registry::builtin();
+        let core = r.get("", "v1", "events").unwrap();
+        let events = r.get("events.k8s.io", "v1", "events").unwrap();
+        assert!(!core.is_alias());
+        assert!(events.is_alias());
+        assert_eq!(events.key_prefix(), "/registry/core/events/");
+        assert_eq!(
+            events.key(Some("default"), "e"),
+            core.key(Some("default"), "e")
+        );
+        let stored = events.to_storage(serde_json::json!({
+            "apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "e"}, "note": "hi"}));
+        assert_eq!(stored["apiVersion"], "v1");
+        assert_eq!(stored["message"], "hi");
+        assert_eq!(events.to_served(stored.clone())["note"], "hi");
+        assert_eq!(core.to_served(stored.clone()), stored);
     }
 
     #[test]

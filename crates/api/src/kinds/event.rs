@@ -8,7 +8,7 @@ use k8s_openapi::api::events::v1 as events;
 use serde_json::{json, Map, Value};
 
 use super::util::{self, s};
-use crate::registry::KindOps;
+use crate::registry::{Conversion, KindOps};
 use crate::table::Column;
 use crate::validation::{self, FieldError};
 
@@ -18,7 +18,9 @@ pub struct CoreEventOps;
 /// Behaviour of `events.k8s.io/v1` Event.
 pub struct EventsV1Ops;
 
-/// Field names of the two APIs that name the same thing: (events.k8s.io, core).
+/// Field names of the two APIs that name the same thing: (events.k8s.io, core). Every other
+/// field (`reason`, `type`, `action`, `eventTime`, `series`, `related`, `reportingInstance`)
+/// has one name in both, as in kube-apiserver's `events/v1` conversion.
 const RENAMES: &[(&str, &str)] = &[
     ("regarding", "involvedObject"),
     ("note", "message"),
@@ -29,20 +31,62 @@ const RENAMES: &[(&str, &str)] = &[
     ("reportingController", "reportingComponent"),
 ];
 
-/// An `events.k8s.io/v1` Event in `core/v1` field names.
-pub fn to_core(ev: &Value) -> Value {
+const CORE_API_VERSION: &str = "v1";
+const EVENTS_API_VERSION: &str = "events.k8s.io/v1";
+
+/// Rename the top-level fields of an event; `to_core` picks the direction.
+fn rename(ev: Value, to_core: bool) -> Value {
+    let Value::Object(m) = ev else {
+        return ev;
+    };
     let mut out = Map::new();
-    if let Some(m) = ev.as_object() {
-        for (k, v) in m {
-            let key = RENAMES
-                .iter()
-                .find(|(new, _)| new == k)
-                .map(|(_, old)| *old)
-                .unwrap_or(k.as_str());
-            out.insert(key.to_string(), v.clone());
-        }
+    for (k, v) in m {
+        let renamed = RENAMES.iter().find_map(|(new, old)| match to_core {
+            true if *new == k => Some(*old),
+            false if *old == k => Some(*new),
+            _ => None,
+        });
+        out.insert(renamed.map(str::to_string).unwrap_or(k), v);
     }
     Value::Object(out)
+}
+
+/// An `events.k8s.io/v1` Event in `core/v1` field names. `involvedObject` is required in
+/// `core/v1` (typed clients fail without it), so a missing `regarding` becomes `{}`, as the
+/// upstream conversion of an empty reference does.
+pub fn to_core(ev: &Value) -> Value {
+    let mut out = rename(ev.clone(), true);
+    if let Some(m) = out.as_object_mut() {
+        m.entry("involvedObject").or_insert_with(|| json!({}));
+    }
+    out
+}
+
+/// The conversion that lets `events.k8s.io/v1` serve the `core/v1` Event storage.
+pub struct EventsV1Conversion;
+
+fn set_type(obj: &mut Value, api_version: &str) {
+    if let Some(m) = obj.as_object_mut() {
+        m.insert("apiVersion".into(), json!(api_version));
+        m.insert("kind".into(), json!("Event"));
+    }
+}
+
+impl Conversion for EventsV1Conversion {
+    fn to_storage(&self, obj: Value) -> Value {
+        let mut out = rename(obj, true);
+        if let Some(m) = out.as_object_mut() {
+            m.entry("involvedObject").or_insert_with(|| json!({}));
+        }
+        set_type(&mut out, CORE_API_VERSION);
+        out
+    }
+
+    fn to_served(&self, obj: Value) -> Value {
+        let mut out = rename(obj, false);
+        set_type(&mut out, EVENTS_API_VERSION);
+        out
+    }
 }
 
 fn columns() -> Vec<Column> {
@@ -150,8 +194,10 @@ fn row(ev: &Value, now: jiff::Timestamp) -> Vec<Value> {
     ]
 }
 
-/// A field of a core-shaped event (`involvedObject.*` spelled `prefix.*`).
-fn field(ev: &Value, path: &str, prefix: &str, reporting: &str, source: &str) -> Option<String> {
+/// A field of a core-shaped event for field selectors (`involvedObject.*` spelled `prefix.*`,
+/// `reportingComponent` spelled `reporting`). Both APIs also select on `source`: the source
+/// component, or the reporting controller when there is none.
+fn field(ev: &Value, path: &str, prefix: &str, reporting: &str) -> Option<String> {
     if let Some(sub) = path.strip_prefix(prefix).and_then(|p| p.strip_prefix('.')) {
         return match sub {
             "kind" | "namespace" | "name" | "uid" | "apiVersion" | "resourceVersion"
@@ -162,7 +208,7 @@ fn field(ev: &Value, path: &str, prefix: &str, reporting: &str, source: &str) ->
     if path == reporting {
         return Some(s(ev, "reportingComponent").to_string());
     }
-    if path == source {
+    if path == "source" {
         let c = s(&ev["source"], "component");
         return Some(
             if c.is_empty() {
@@ -257,6 +303,70 @@ fn validate(
     errs
 }
 
+/// What an update through `events.k8s.io/v1` may not change (kube-apiserver's
+/// `ValidateEventUpdate`), in that API's names.
+const IMMUTABLE_IN_EVENTS_V1: &[&str] = &[
+    "regarding",
+    "reason",
+    "note",
+    "deprecatedSource",
+    "deprecatedFirstTimestamp",
+    "deprecatedLastTimestamp",
+    "deprecatedCount",
+    "type",
+    "eventTime",
+    "action",
+    "related",
+    "reportingController",
+    "reportingInstance",
+];
+
+/// A series counts at least two occurrences and says when the last one was.
+fn validate_series(ev: &Value) -> Vec<FieldError> {
+    let mut errs = Vec::new();
+    if let Some(series) = ev.get("series").filter(|s| s.is_object()) {
+        let count = series["count"].as_i64().unwrap_or(0);
+        if count < 2 {
+            errs.push(FieldError::invalid(
+                "series.count",
+                &json!(count),
+                "should be at least 2",
+            ));
+        }
+        if util::parse_time(series.get("lastObservedTime")).is_none() {
+            errs.push(FieldError::required("series.lastObservedTime", ""));
+        }
+    }
+    errs
+}
+
+/// A new event created through `events.k8s.io/v1` leaves the deprecated core fields unset.
+fn deprecated_fields_set(ev: &Value) -> Vec<FieldError> {
+    let source = &ev["deprecatedSource"];
+    let set = [
+        (
+            "deprecatedFirstTimestamp",
+            util::parse_time(ev.get("deprecatedFirstTimestamp")).is_some(),
+        ),
+        (
+            "deprecatedLastTimestamp",
+            util::parse_time(ev.get("deprecatedLastTimestamp")).is_some(),
+        ),
+        (
+            "deprecatedCount",
+            ev["deprecatedCount"].as_i64().unwrap_or(0) != 0,
+        ),
+        (
+            "deprecatedSource",
+            !s(source, "component").is_empty() || !s(source, "host").is_empty(),
+        ),
+    ];
+    set.into_iter()
+        .filter(|(_, set)| *set)
+        .map(|(field, _)| FieldError::invalid(field, &json!(""), "needs to be unset"))
+        .collect()
+}
+
 impl KindOps for CoreEventOps {
     fn normalize(&self, obj: Value) -> Result<Value, String> {
         super::roundtrip::<core::Event>(obj)
@@ -272,7 +382,7 @@ impl KindOps for CoreEventOps {
     }
 
     fn field(&self, obj: &Value, path: &str) -> Option<String> {
-        field(obj, path, "involvedObject", "reportingComponent", "source")
+        field(obj, path, "involvedObject", "reportingComponent")
     }
 
     fn table_columns(&self) -> Vec<Column> {
@@ -289,23 +399,39 @@ impl KindOps for EventsV1Ops {
         super::roundtrip::<events::Event>(obj)
     }
 
-    fn validate(&self, obj: &Value, _old: Option<&Value>) -> Vec<FieldError> {
+    fn validate(&self, obj: &Value, old: Option<&Value>) -> Vec<FieldError> {
         let names = Names {
             namespace: "regarding.namespace",
             reporting: "reportingController",
             message: "note",
         };
-        validate(&to_core(obj), obj, names, true)
+        let ev = to_core(obj);
+        let Some(old) = old else {
+            let mut errs = validate(&ev, obj, names, true);
+            errs.extend(validate_series(obj));
+            errs.extend(deprecated_fields_set(obj));
+            return errs;
+        };
+        // An update may be of an event written through core/v1 (no eventTime): only the
+        // legacy rules, and nothing but the series (and metadata) may change.
+        let mut errs = validate(&ev, obj, names, false);
+        if obj.get("series") != old.get("series") {
+            errs.extend(validate_series(obj));
+        }
+        for field in IMMUTABLE_IN_EVENTS_V1 {
+            if obj.get(*field) != old.get(*field) {
+                errs.push(FieldError::invalid(
+                    *field,
+                    obj.get(*field).unwrap_or(&Value::Null),
+                    "field is immutable",
+                ));
+            }
+        }
+        errs
     }
 
     fn field(&self, obj: &Value, path: &str) -> Option<String> {
-        field(
-            &to_core(obj),
-            path,
-            "regarding",
-            "reportingController",
-            "deprecatedSource",
-        )
+        field(&to_core(obj), path, "regarding", "reportingController")
     }
 
     fn table_columns(&self) -> Vec<Column> {
@@ -441,5 +567,153 @@ mod tests {
         );
         let ev = json!({"metadata": {"name": "e", "namespace": "default"}, "reason": "X", "type": "Normal"});
         assert_eq!(EventsV1Ops.validate(&ev, None)[0].field, "eventTime");
+    }
+
+    fn events_v1_event() -> Value {
+        json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+            "metadata": {"name": "web.1", "namespace": "default", "resourceVersion": "7"},
+            "regarding": {"kind": "Pod", "namespace": "default", "name": "web", "uid": "u1"},
+            "related": {"kind": "Node", "name": "n1"},
+            "note": "pulled", "reason": "Pulled", "type": "Normal", "action": "Pull",
+            "eventTime": "2026-01-01T00:00:00.000000Z",
+            "series": {"count": 4, "lastObservedTime": "2026-01-01T00:09:00.000000Z"},
+            "reportingController": "kubelet", "reportingInstance": "node-1",
+            "deprecatedSource": {"component": "kubelet", "host": "node-1"},
+            "deprecatedFirstTimestamp": "2026-01-01T00:00:00Z",
+            "deprecatedLastTimestamp": "2026-01-01T00:09:00Z",
+            "deprecatedCount": 4})
+    }
+
+    #[test]
+    fn events_v1_converts_to_core_field_by_field() {
+        let core = EventsV1Conversion.to_storage(events_v1_event());
+        assert_eq!(core["apiVersion"], "v1");
+        assert_eq!(core["kind"], "Event");
+        assert_eq!(core["metadata"]["name"], "web.1");
+        assert_eq!(core["involvedObject"]["name"], "web");
+        assert_eq!(core["related"]["name"], "n1");
+        assert_eq!(core["message"], "pulled");
+        assert_eq!(core["reason"], "Pulled");
+        assert_eq!(core["type"], "Normal");
+        assert_eq!(core["action"], "Pull");
+        assert_eq!(core["eventTime"], "2026-01-01T00:00:00.000000Z");
+        assert_eq!(core["series"]["count"], 4);
+        assert_eq!(core["reportingComponent"], "kubelet");
+        assert_eq!(core["reportingInstance"], "node-1");
+        assert_eq!(core["source"]["host"], "node-1");
+        assert_eq!(core["firstTimestamp"], "2026-01-01T00:00:00Z");
+        assert_eq!(core["lastTimestamp"], "2026-01-01T00:09:00Z");
+        assert_eq!(core["count"], 4);
+        for gone in [
+            "regarding",
+            "note",
+            "reportingController",
+            "deprecatedSource",
+            "deprecatedFirstTimestamp",
+            "deprecatedLastTimestamp",
+            "deprecatedCount",
+        ] {
+            assert!(core.get(gone).is_none(), "{gone}");
+        }
+        // The stored shape is a valid core/v1 Event.
+        assert_eq!(CoreEventOps.normalize(core.clone()).unwrap(), core);
+    }
+
+    #[test]
+    fn conversion_round_trips_both_ways() {
+        let ev = events_v1_event();
+        let back = EventsV1Conversion.to_served(EventsV1Conversion.to_storage(ev.clone()));
+        assert_eq!(back, ev);
+
+        let mut core = core_event();
+        core["apiVersion"] = json!("v1");
+        core["kind"] = json!("Event");
+        core["related"] = json!({"kind": "Node", "name": "n1"});
+        core["series"] = json!({"count": 2, "lastObservedTime": "2026-01-01T00:09:00.000000Z"});
+        core["reportingComponent"] = json!("kubelet");
+        core["reportingInstance"] = json!("node-1");
+        core["action"] = json!("Pull");
+        let served = EventsV1Conversion.to_served(core.clone());
+        assert_eq!(served["apiVersion"], "events.k8s.io/v1");
+        assert_eq!(served["regarding"], core["involvedObject"]);
+        assert_eq!(served["note"], core["message"]);
+        assert_eq!(served["deprecatedCount"], 3);
+        assert_eq!(served["deprecatedSource"]["component"], "kubelet");
+        assert!(EventsV1Ops.normalize(served.clone()).is_ok());
+        assert_eq!(EventsV1Conversion.to_storage(served), core);
+    }
+
+    #[test]
+    fn an_event_without_regarding_is_stored_with_an_empty_involved_object() {
+        let ev = json!({"apiVersion": "events.k8s.io/v1", "kind": "Event",
+                        "metadata": {"name": "e"}, "reason": "X"});
+        let core = EventsV1Conversion.to_storage(ev);
+        assert_eq!(core["involvedObject"], json!({}));
+        assert!(CoreEventOps.normalize(core).is_ok());
+    }
+
+    #[test]
+    fn each_api_selects_on_its_own_field_names() {
+        let ev = events_v1_event();
+        for (path, want) in [
+            ("regarding.name", Some("web")),
+            ("regarding.uid", Some("u1")),
+            ("reportingController", Some("kubelet")),
+            ("source", Some("kubelet")),
+            ("reason", Some("Pulled")),
+            ("type", Some("Normal")),
+            ("involvedObject.name", None),
+            ("reportingComponent", None),
+            ("note", None),
+        ] {
+            assert_eq!(EventsV1Ops.field(&ev, path).as_deref(), want, "{path}");
+        }
+        let core = EventsV1Conversion.to_storage(ev);
+        for (path, want) in [
+            ("involvedObject.name", Some("web")),
+            ("reportingComponent", Some("kubelet")),
+            ("regarding.name", None),
+            ("reportingController", None),
+        ] {
+            assert_eq!(CoreEventOps.field(&core, path).as_deref(), want, "{path}");
+        }
+    }
+
+    #[test]
+    fn events_v1_create_rejects_deprecated_fields_and_short_series() {
+        let mut ev = events_v1_event();
+        ev["series"]["count"] = json!(1);
+        let fields: Vec<String> = EventsV1Ops
+            .validate(&ev, None)
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(
+            fields,
+            vec![
+                "series.count",
+                "deprecatedFirstTimestamp",
+                "deprecatedLastTimestamp",
+                "deprecatedCount",
+                "deprecatedSource"
+            ]
+        );
+    }
+
+    #[test]
+    fn events_v1_updates_change_only_the_series() {
+        // A core/v1 event (no eventTime) seen through events.k8s.io.
+        let old = EventsV1Conversion.to_served(core_event());
+        let mut new = old.clone();
+        new["series"] = json!({"count": 4, "lastObservedTime": "2026-01-01T00:09:30.000000Z"});
+        assert!(EventsV1Ops.validate(&new, Some(&old)).is_empty());
+        new["note"] = json!("changed");
+        new["series"]["count"] = json!(1);
+        let fields: Vec<String> = EventsV1Ops
+            .validate(&new, Some(&old))
+            .into_iter()
+            .map(|e| e.field)
+            .collect();
+        assert_eq!(fields, vec!["series.count", "note"]);
     }
 }

@@ -10,7 +10,9 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::Value;
 
-use crate::registry::{GroupVersion, KindOps, ResourceDef, Scope, Subresource};
+use crate::registry::{
+    Conversion, GroupVersion, KindOps, ResourceDef, Scope, StoredAs, Subresource,
+};
 
 mod configmap;
 mod controllerrevision;
@@ -138,6 +140,7 @@ fn def<T: ListableResource>(
             verbs: strings(RW),
             subresources: Vec::new(),
             ops,
+            stored_as: None,
         },
     }
 }
@@ -177,6 +180,16 @@ impl Def {
             version: version.into(),
             kind: kind.into(),
             verbs: strings(verbs),
+        });
+        self
+    }
+
+    /// Serve another resource's objects, converted (see [`StoredAs`]).
+    fn stored_as(mut self, group: &str, plural: &str, conversion: Arc<dyn Conversion>) -> Self {
+        self.def.stored_as = Some(StoredAs {
+            group: group.into(),
+            plural: plural.into(),
+            conversion,
         });
         self
     }
@@ -403,7 +416,8 @@ pub fn builtin() -> Vec<ResourceDef> {
             &["ev"],
             none,
             Arc::new(event::EventsV1Ops),
-        ),
+        )
+        .stored_as("core", "events", Arc::new(event::EventsV1Conversion)),
         // networking.k8s.io/v1
         def::<networking::IngressClass>(
             "ingressclass",

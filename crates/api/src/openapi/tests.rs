@@ -495,6 +495,7 @@ fn kinds_without_a_schema_get_an_open_one() {
             verbs: d.verbs.clone(),
             subresources: vec![],
             ops: d.ops.clone(),
+            stored_as: None,
         });
     registry.add(crd.take().unwrap());
     let api = OpenApi::new(&registry);

@@ -6,6 +6,11 @@
 //! everywhere. A consistent read waits until that progress reaches the store's current
 //! revision, which works even when the newest writes touched other kinds.
 //!
+//! The cache is keyed by storage prefix and holds objects in their stored shape: a resource
+//! that serves another's storage (`events.k8s.io/v1` Events over `core/v1` ones) shares that
+//! resource's cache, and handlers convert with [`navarch_api::ResourceDef::view`] on the way
+//! out.
+//!
 //! Each kind keeps a bounded history of recent events for watchers that start at an older
 //! resourceVersion; older starts fall back to a direct store watch (which answers 410 once the
 //! revision is compacted).
@@ -57,7 +62,8 @@ pub struct CacheEvent {
     pub prev: Option<Arc<Value>>,
 }
 
-/// Turn a stored value into the API object: parse it and set `metadata.resourceVersion`.
+/// Turn a stored value into an object in its stored shape: parse it and set
+/// `metadata.resourceVersion` (convert with `ResourceDef::to_served` to serve it).
 pub fn decode_stored(kv: &KeyValue) -> Option<Value> {
     let mut obj: Value = serde_json::from_slice(&kv.value).ok()?;
     navarch_api::meta::set(

@@ -176,7 +176,7 @@ impl ResourceApi {
                 }
                 match self
                     .store
-                    .update(&key, encode_for_store(&obj), kv.mod_revision)
+                    .update(&key, encode_for_store(def, &obj), kv.mod_revision)
                     .await
                 {
                     Ok(s) => {
@@ -257,7 +257,8 @@ impl ResourceApi {
         namespace: Option<&str>,
     ) -> Vec<(std::sync::Arc<navarch_api::ResourceDef>, Value)> {
         let mut out = Vec::new();
-        for def in self.registry.all() {
+        // Each stored object once, through the resource that owns its storage.
+        for def in self.registry.all().iter().filter(|d| !d.is_alias()) {
             let prefix = match (def.namespaced(), namespace) {
                 (true, Some(ns)) => def.namespace_prefix(Some(ns)),
                 (true, None) => def.key_prefix(),
@@ -301,7 +302,7 @@ impl ResourceApi {
                 }
                 match self
                     .store
-                    .update(&key, encode_for_store(&cur), kv.mod_revision)
+                    .update(&key, encode_for_store(&ddef, &cur), kv.mod_revision)
                     .await
                 {
                     Ok(_) => break,

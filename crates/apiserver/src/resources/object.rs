@@ -27,9 +27,10 @@ pub fn tracks_generation(def: &ResourceDef) -> bool {
         )
 }
 
-/// The value stored for an object: its JSON without `resourceVersion`.
-pub fn encode_for_store(obj: &Value) -> Vec<u8> {
-    let mut copy = obj.clone();
+/// The value stored for an object of `def`: its JSON without `resourceVersion`, in the shape
+/// of the resource it is stored as.
+pub fn encode_for_store(def: &ResourceDef, obj: &Value) -> Vec<u8> {
+    let mut copy = def.to_storage(obj.clone());
     if let Some(m) = copy.get_mut("metadata").and_then(Value::as_object_mut) {
         m.remove("resourceVersion");
     }
@@ -152,7 +153,7 @@ impl ResourceApi {
         t.def.key(t.namespace.as_deref(), name)
     }
 
-    /// Read the current object from the store (a consistent read).
+    /// Read the current object from the store (a consistent read), as the target serves it.
     pub async fn current(&self, t: &Target, name: &str) -> Result<(Value, KeyValue), StatusError> {
         let key = self.key_of(t, name);
         let (_, kv) = self.store.get(&key, None).await?;
@@ -160,7 +161,7 @@ impl ResourceApi {
         let obj = decode_stored(&kv).ok_or_else(|| {
             StatusError::internal(format!("stored object {key} is not valid JSON"))
         })?;
-        Ok((obj, kv))
+        Ok((t.def.to_served(obj), kv))
     }
 
     /// Normalise an incoming object for a kind: check apiVersion/kind, decode through the

@@ -108,7 +108,7 @@ impl ResourceApi {
             self.cache
                 .kind(&t.def)
                 .get(&self.key_of(t, name))
-                .map(|o| (*o).clone())
+                .map(|o| t.def.to_served((*o).clone()))
                 .ok_or_else(|| StatusError::not_found(&t.def.gv.group, &t.def.plural, name))?
         } else {
             self.current(t, name).await?.0
@@ -223,7 +223,11 @@ impl ResourceApi {
         let mut items = Vec::new();
         let mut continue_token = None;
         let mut remaining = None;
-        let mut iter = snap.items.into_iter().filter(|(_, o)| filter.matches(o));
+        let mut iter = snap
+            .items
+            .into_iter()
+            .map(|(k, o)| (k, t.def.view(&o)))
+            .filter(|(_, o)| filter.matches(o));
         for (key, obj) in iter.by_ref() {
             items.push(obj);
             if opts.limit > 0 && items.len() == opts.limit {
@@ -273,7 +277,7 @@ impl ResourceApi {
             let mut last = None;
             for kv in &page.kvs {
                 last = Some(kv.key.clone());
-                if let Some(obj) = decode_stored(kv) {
+                if let Some(obj) = decode_stored(kv).map(|o| filter.def.to_served(o)) {
                     if filter.matches(&obj) {
                         items.push(Arc::new(obj));
                         if limit > 0 && items.len() == limit {

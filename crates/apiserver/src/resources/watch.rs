@@ -161,9 +161,10 @@ impl ResourceApi {
         let source = match sub {
             Some(sub) => {
                 last_rv = sub.revision;
-                for (_, obj) in &sub.initial {
-                    if filter.matches(obj) {
-                        pending.push(enc.event("ADDED", obj));
+                for (_, stored) in &sub.initial {
+                    let obj = t.def.view(stored);
+                    if filter.matches(&obj) {
+                        pending.push(enc.event("ADDED", &obj));
                     }
                 }
                 if send_initial {
@@ -323,10 +324,17 @@ async fn next_event(source: &mut Source) -> Next {
     }
 }
 
-/// The event a change produces for a filtered watcher, with selector transitions.
+/// The event a change produces for a filtered watcher, with selector transitions. Events
+/// carry stored objects; the watcher sees them (and selects on them) as its resource serves
+/// them, so a watch on either Event API sees writes made through the other.
 fn encode_change(enc: &mut Encoder, filter: &Filter, ev: &CacheEvent) -> Option<Bytes> {
-    let now = filter.matches(&ev.object);
-    let before = ev.prev.as_ref().map(|p| filter.matches(p)).unwrap_or(false);
+    let object = filter.def.view(&ev.object);
+    let now = filter.matches(&object);
+    let before = ev
+        .prev
+        .as_ref()
+        .map(|p| filter.matches(&filter.def.view(p)))
+        .unwrap_or(false);
     let kind = match (ev.change, before, now) {
         (Change::Deleted, true, _) => "DELETED",
         (Change::Deleted, false, _) => return None,
@@ -336,7 +344,7 @@ fn encode_change(enc: &mut Encoder, filter: &Filter, ev: &CacheEvent) -> Option<
         (Change::Modified, true, false) => "DELETED",
         _ => return None,
     };
-    Some(enc.event(kind, &ev.object))
+    Some(enc.event(kind, &object))
 }
 
 fn stream_response(

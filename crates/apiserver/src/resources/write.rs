@@ -169,7 +169,7 @@ impl ResourceApi {
             return Ok(r);
         }
         let key = self.key_of(t, &name);
-        let stored = match self.store.create(&key, encode_for_store(&obj)).await {
+        let stored = match self.store.create(&key, encode_for_store(def, &obj)).await {
             Ok(kv) => kv,
             Err(navarch_store::Error::AlreadyExists { .. }) => {
                 self.release_allocations(def, &obj).await;
@@ -371,7 +371,7 @@ impl ResourceApi {
                     .map(|(_, rev)| rev)
             } else {
                 self.store
-                    .update(&key, encode_for_store(&merged), kv.mod_revision)
+                    .update(&key, encode_for_store(def, &merged), kv.mod_revision)
                     .await
                     .map(|stored| stored.mod_revision)
             };
