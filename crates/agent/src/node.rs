@@ -341,7 +341,7 @@ async fn wait_for_pod_cidr(nodes: &Api<Node>, name: &str) -> Result<Ipv4Net> {
     while waited < IPAM_WAIT {
         tokio::time::sleep(delay).await;
         waited += delay;
-        delay = (delay * 2).min(Duration::from_secs(2));
+        delay = (delay * 2).min(Duration::from_secs(1));
         let node = nodes
             .get(name)
             .await

@@ -4,7 +4,8 @@
 //! again once the node is deleted. When the network is exhausted the node stays without one
 //! and a `CIDRNotAvailable` event says so.
 //!
-//! One watch over the nodes, handled in order by one task, so allocations never race.
+//! One watch over the nodes, handled in order by one task, so allocations never race; the
+//! writes go out concurrently.
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 
@@ -18,8 +19,13 @@ use kube::{Client, ResourceExt};
 use serde_json::json;
 use tokio_util::sync::CancellationToken;
 
+use tokio::task::JoinSet;
+
 use crate::events::Recorder;
 use crate::Config;
+
+/// Assignments written at once.
+const MAX_IN_FLIGHT: usize = 32;
 
 /// Hands out the blocks of one network.
 #[derive(Debug)]
@@ -100,6 +106,13 @@ impl Allocator {
         None
     }
 
+    /// Release the node's block if it is `cidr` (a failed assignment).
+    pub fn release_if(&mut self, node: &str, cidr: Ipv4Net) {
+        if self.owned.get(node).map(|&i| self.block(i)) == Some(cidr) {
+            self.release(node);
+        }
+    }
+
     pub fn release(&mut self, node: &str) {
         if let Some(index) = self.owned.remove(node) {
             self.used.remove(&index);
@@ -132,7 +145,21 @@ async fn allocate_loop(client: Client, config: Config) {
     // Nodes of the list being received (a relist replaces what we knew).
     let mut listing: Vec<Node> = Vec::new();
     let mut known: HashSet<String> = HashSet::new();
-    while let Some(event) = stream.next().await {
+    // Assignments in flight: (node, block, whether it was written).
+    let mut patches: JoinSet<(String, Ipv4Net, bool)> = JoinSet::new();
+    loop {
+        let event = tokio::select! {
+            Some(done) = patches.join_next(), if !patches.is_empty() => {
+                if let Ok((name, cidr, false)) = done {
+                    allocator.release_if(&name, cidr);
+                }
+                continue;
+            }
+            event = stream.next() => match event {
+                Some(event) => event,
+                None => break,
+            },
+        };
         let todo: Vec<Node> = match event {
             Ok(Event::Init) => {
                 listing.clear();
@@ -197,19 +224,30 @@ async fn allocate_loop(client: Client, config: Config) {
                     .await;
                 continue;
             };
-            let patch =
-                json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
-            match nodes
-                .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
-                .await
-            {
-                Ok(_) => tracing::info!(node = %name, pod_cidr = %cidr, "assigned a pod CIDR"),
-                Err(error) => {
-                    // Set by someone else meanwhile, or the node is gone: the watch tells.
-                    tracing::debug!(node = %name, %error, "cannot assign a pod CIDR");
-                    allocator.release(&name);
+            while patches.len() >= MAX_IN_FLIGHT {
+                if let Some(Ok((name, cidr, false))) = patches.join_next().await {
+                    allocator.release_if(&name, cidr);
                 }
             }
+            let nodes = nodes.clone();
+            patches.spawn(async move {
+                let patch =
+                    json!({"spec": {"podCIDR": cidr.to_string(), "podCIDRs": [cidr.to_string()]}});
+                match nodes
+                    .patch(&name, &PatchParams::default(), &Patch::Merge(&patch))
+                    .await
+                {
+                    Ok(_) => {
+                        tracing::info!(node = %name, pod_cidr = %cidr, "assigned a pod CIDR");
+                        (name, cidr, true)
+                    }
+                    Err(error) => {
+                        // Set by someone else meanwhile, or the node is gone: the watch tells.
+                        tracing::debug!(node = %name, %error, "cannot assign a pod CIDR");
+                        (name, cidr, false)
+                    }
+                }
+            });
         }
     }
 }
