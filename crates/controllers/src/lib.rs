@@ -12,11 +12,15 @@
 //! - [`nodelifecycle`], [`tainteviction`], [`podgc`]: nodes that stop reporting turn Unknown
 //!   and tainted, pods leave nodes with `NoExecute` taints, pods of lost nodes are collected.
 //! - [`resourcequota`]: ResourceQuota usage in `status.used`.
+//! - [`endpoints`], [`endpointslice`]: Endpoints and EndpointSlices for Services with a
+//!   selector.
 //! - [`serviceaccount`]: a `default` ServiceAccount in every namespace.
 //!
 //! They run only while this process holds the controller manager's Lease ([`leader`]).
 
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod error;
 pub mod events;
 pub mod expectations;
@@ -96,6 +100,8 @@ async fn run_all(client: Client, config: Config, shutdown: CancellationToken) {
         ipam::run(client.clone(), config.clone(), shutdown.clone()),
         deployment::run(client.clone(), shutdown.clone()),
         replicaset::run(client.clone(), shutdown.clone()),
+        endpoints::run(client.clone(), shutdown.clone()),
+        endpointslice::run(client.clone(), shutdown.clone()),
         gc::run(client.clone(), shutdown.clone()),
         nodelifecycle::run(client.clone(), config.clone(), shutdown.clone()),
         tainteviction::run(client.clone(), shutdown.clone()),
