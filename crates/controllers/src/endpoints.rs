@@ -656,10 +656,19 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
             Err(e) => Some(Err(e)),
         })
     });
-    let controller = Controller::new(
-        Api::<Service>::all(client.clone()),
-        watcher::Config::default(),
-    );
+    // Deleted Services must reach the loop too (as "not found"), so the Controller is fed
+    // every touched Service, not only applied ones.
+    let (service_store, service_writer) = reflector::store();
+    let services = reflector::reflector(
+        service_writer,
+        watcher(
+            Api::<Service>::all(client.clone()),
+            watcher::Config::default(),
+        ),
+    )
+    .default_backoff()
+    .touched_objects();
+    let controller = Controller::for_stream(services, service_store);
     let memberships = Memberships::new(controller.store(), pod_store.clone());
     let ctx = Arc::new(Context {
         client: client.clone(),
