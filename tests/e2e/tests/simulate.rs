@@ -1,6 +1,6 @@
 //! `navarch server` + `navarch simulate --nodes 100`, driven by the real kubectl 1.33: the
 //! nodes register Ready and renew their Leases, a pod bound to one of them runs with an
-//! address from that node's pod CIDR, `kubectl delete pod` waits for the agent's graceful
+//! address from the pod CIDR node IPAM gave that node, `kubectl delete pod` waits for the agent's graceful
 //! termination, and a crashing container shows CrashLoopBackOff with growing restart counts
 //! (short back-off settings).
 
@@ -128,11 +128,17 @@ fn nodes_are_ready(cluster: &Cluster) -> Result<()> {
         node["status"]
     );
     ensure!(node["status"]["allocatable"]["pods"] == "110");
-    ensure!(
-        node["spec"]["podCIDR"] == "10.42.42.0/24",
-        "{}",
-        node["spec"]
-    );
+    // Node IPAM: a distinct /24 of the cluster network for every node.
+    let nodes = cluster.json(&["get", "nodes"])?;
+    let mut cidrs = std::collections::HashSet::new();
+    for n in nodes["items"].as_array().context("items")? {
+        let cidr = n["spec"]["podCIDR"].as_str().unwrap_or_default();
+        ensure!(
+            cidr.starts_with("10.42.") && cidr.ends_with(".0/24"),
+            "podCIDR {cidr:?}"
+        );
+        ensure!(cidrs.insert(cidr.to_string()), "{cidr} given twice");
+    }
     let conditions = node["status"]["conditions"]
         .as_array()
         .context("conditions")?;
@@ -202,9 +208,12 @@ spec:
     let status = &pod["status"];
     ensure!(status["phase"] == "Running", "{status}");
     let ip = status["podIP"].as_str().unwrap_or_default();
+    let node = cluster.json(&["get", "node", "sim-42"])?;
+    let cidr = node["spec"]["podCIDR"].as_str().unwrap_or_default();
+    let prefix = cidr.trim_end_matches("0/24");
     ensure!(
-        ip.starts_with("10.42.42."),
-        "pod IP {ip:?} is not in sim-42's range"
+        !prefix.is_empty() && ip.starts_with(prefix),
+        "pod IP {ip:?} is not in sim-42's range {cidr}"
     );
     ensure!(status["podIPs"][0]["ip"] == ip);
     ensure!(status["hostIP"] == "172.30.0.43", "{status}");
