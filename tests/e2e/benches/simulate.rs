@@ -24,6 +24,9 @@ use kube::{Api, Client};
 use navarch_e2e::{navarch_bin, Background, Server};
 use serde_json::json;
 
+/// Creates in flight at most.
+const MAX_IN_FLIGHT: usize = 64;
+
 fn env_or(name: &str, default: u64) -> u64 {
     std::env::var(name)
         .ok()
@@ -128,7 +131,7 @@ fn main() -> Result<()> {
     );
 
     let runtime = tokio::runtime::Runtime::new()?;
-    let latencies = runtime.block_on(create_pods(&server, nodes, pods, rate))?;
+    let (latencies, achieved) = runtime.block_on(create_pods(&server, nodes, pods, rate))?;
     let mut sorted = latencies.clone();
     sorted.sort_by(f64::total_cmp);
     let (p50, p99) = (percentile(&sorted, 50.0), percentile(&sorted, 99.0));
@@ -158,6 +161,7 @@ fn main() -> Result<()> {
         "idle_cpu_cores": cpu_idle,
         "pods": pods,
         "pod_create_rate_per_second": rate,
+        "achieved_create_rate_per_second": achieved,
         "create_to_running_ms": {"p50": p50 * 1000.0, "p99": p99 * 1000.0, "max": max * 1000.0},
         "with_pods_rss_bytes": rss_pods,
         "with_pods_idle_cpu_cores": cpu_pods,
@@ -180,7 +184,12 @@ fn main() -> Result<()> {
 
 /// Create `count` pods bound round-robin to the nodes at `rate` per second; return each one's
 /// seconds from create to Running with Ready=True as seen by a watch.
-async fn create_pods(server: &Server, nodes: usize, count: usize, rate: u64) -> Result<Vec<f64>> {
+async fn create_pods(
+    server: &Server,
+    nodes: usize,
+    count: usize,
+    rate: u64,
+) -> Result<(Vec<f64>, f64)> {
     let kubeconfig = Kubeconfig::read_from(server.kubeconfig())?;
     let config =
         kube::Config::from_custom_kubeconfig(kubeconfig, &KubeConfigOptions::default()).await?;
@@ -221,9 +230,14 @@ async fn create_pods(server: &Server, nodes: usize, count: usize, rate: u64) -> 
     let width = (nodes - 1).to_string().len();
     let interval = Duration::from_secs_f64(1.0 / rate as f64);
     let mut ticks = tokio::time::interval(interval);
+    // At most this many creates in flight (each may hold a connection): a server that
+    // cannot keep up lowers the rate instead of drowning in connections.
+    let in_flight = Arc::new(tokio::sync::Semaphore::new(MAX_IN_FLIGHT));
+    let started = Instant::now();
     let mut creates = Vec::new();
     for i in 0..count {
         ticks.tick().await;
+        let permit = in_flight.clone().acquire_owned().await?;
         let name = format!("bench-{i:05}");
         let pod: Pod = serde_json::from_value(json!({
             "metadata": {"name": name},
@@ -238,12 +252,15 @@ async fn create_pods(server: &Server, nodes: usize, count: usize, rate: u64) -> 
             let t = Instant::now();
             let result = api.create(&PostParams::default(), &pod).await;
             created.lock().unwrap().insert(name, t);
+            drop(permit);
             result.map(|_| ())
         }));
     }
     for create in creates {
         create.await??;
     }
+    let achieved = count as f64 / started.elapsed().as_secs_f64();
+    println!("created {count} pods at {achieved:.0}/s");
     let deadline = Instant::now() + Duration::from_secs(120);
     while running.lock().unwrap().len() < count && Instant::now() < deadline {
         tokio::time::sleep(Duration::from_millis(100)).await;
@@ -277,12 +294,13 @@ async fn create_pods(server: &Server, nodes: usize, count: usize, rate: u64) -> 
         "only {} of {count} pods became Running and Ready",
         running.len()
     );
-    Ok(created
+    let latencies = created
         .iter()
         .filter_map(|(name, t)| {
             running
                 .get(name)
                 .map(|r| r.saturating_duration_since(*t).as_secs_f64())
         })
-        .collect())
+        .collect();
+    Ok((latencies, achieved))
 }
