@@ -344,6 +344,26 @@ subsets:
         slice_endpoints(l) == [("web-2".into(), false), ("web-3".into(), true)]
     })?;
 
+    // A pod that is ready, then fails its readiness probe (after 8 s of running), moves from
+    // the addresses to the not-ready ones, and its slice endpoint turns unready.
+    let flaky = pod("web-4", "sim-0", false).replace(
+        "    app: web\nspec:",
+        "    app: web\n  annotations:\n    navarch.io/sim-probe-fail-after: 8s\nspec:",
+    );
+    cluster.apply(&flaky)?;
+    let ip4 = cluster.pod_ip("web-4")?;
+    cluster.wait_json("web-4 to be ready", &["get", "endpoints", "web"], |ep| {
+        ips(ep, "addresses").contains(&ip4)
+    })?;
+    cluster.wait_json(
+        "web-4 to turn unready",
+        &["get", "endpoints", "web"],
+        |ep| ips(ep, "notReadyAddresses").contains(&ip4) && !ips(ep, "addresses").contains(&ip4),
+    )?;
+    cluster.wait_json("web-4's slice endpoint to turn unready", slices, |l| {
+        slice_endpoints(l).contains(&("web-4".into(), false))
+    })?;
+
     // The Service without a selector keeps its user's Endpoints, and gets no slice.
     let manual = cluster.json(&["get", "endpoints", "manual"])?;
     assert_eq!(ips(&manual, "addresses"), ["192.0.2.10"], "{manual}");

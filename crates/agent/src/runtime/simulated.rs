@@ -45,6 +45,8 @@ pub const PULL_FAIL_ANNOTATION: &str = "navarch.io/sim-pull-fail";
 /// Annotation: containers whose exec (probes) fails. Without it, exec succeeds unless the
 /// command is `false`.
 pub const PROBE_FAIL_ANNOTATION: &str = "navarch.io/sim-probe-fail";
+/// Annotation: every container's exec (probes) fails once it has run this long.
+pub const PROBE_FAIL_AFTER_ANNOTATION: &str = "navarch.io/sim-probe-fail-after";
 /// Annotation: how long containers take to stop after TERM.
 pub const STOP_AFTER_ANNOTATION: &str = "navarch.io/sim-stop-after";
 
@@ -102,6 +104,9 @@ struct Container {
     exit: Option<(Duration, i32)>,
     exit_at: Option<Instant>,
     probe_fails: bool,
+    /// How long after starting its exec (probes) begins to fail.
+    probe_fail_after: Option<Duration>,
+    probe_fail_at: Option<Instant>,
     stop_after: Duration,
 }
 
@@ -352,6 +357,12 @@ impl Runtime for SimulatedRuntime {
             None => Duration::ZERO,
         };
         let probe_fails = names(sandbox.annotations.get(PROBE_FAIL_ANNOTATION), &config.name);
+        let probe_fail_after = match sandbox.annotations.get(PROBE_FAIL_AFTER_ANNOTATION) {
+            Some(value) => Some(parse_duration(value).map_err(|e| {
+                RuntimeError::InvalidState(format!("annotation {PROBE_FAIL_AFTER_ANNOTATION}: {e}"))
+            })?),
+            None => None,
+        };
         let image = normalize_image(&config.image);
         let id = random_id();
         let mut inner = self.lock();
@@ -396,6 +407,8 @@ impl Runtime for SimulatedRuntime {
                 exit,
                 exit_at: None,
                 probe_fails,
+                probe_fail_after,
+                probe_fail_at: None,
                 stop_after,
             },
         );
@@ -423,6 +436,7 @@ impl Runtime for SimulatedRuntime {
                 container.status.state = ContainerState::Running;
                 container.status.started_at = Some(self.clock.at(now));
                 container.exit_at = container.exit.map(|(after, _)| now + after);
+                container.probe_fail_at = container.probe_fail_after.map(|after| now + after);
                 if container.exit_at.is_some_and(|at| at <= now) {
                     container.refresh(&self.clock, now);
                 }
@@ -581,6 +595,9 @@ impl Runtime for SimulatedRuntime {
         }
         // Nothing runs, but a command that is `false` fails, as it would anywhere.
         let fails = container.probe_fails
+            || container
+                .probe_fail_at
+                .is_some_and(|at| Instant::now() >= at)
             || command
                 .first()
                 .is_some_and(|c| c.rsplit('/').next() == Some("false"));
@@ -796,6 +813,27 @@ mod tests {
         };
         assert_eq!(exec(app).await, 1);
         assert_eq!(exec(ok).await, 0);
+    }
+
+    #[tokio::test(start_paused = true)]
+    async fn probes_can_start_failing_after_a_while() {
+        let rt = runtime();
+        let sandbox = pod(&[(PROBE_FAIL_AFTER_ANNOTATION, "5s")]);
+        let sb = rt.run_pod_sandbox(&sandbox).await.unwrap();
+        let app = rt
+            .create_container(&sb, &container("app"), &sandbox)
+            .await
+            .unwrap();
+        rt.start_container(&app).await.unwrap();
+        let exec = || async {
+            rt.exec_sync(&app, &[], Duration::from_secs(1))
+                .await
+                .unwrap()
+                .exit_code
+        };
+        assert_eq!(exec().await, 0);
+        tokio::time::sleep(Duration::from_secs(5)).await;
+        assert_eq!(exec().await, 1);
     }
 
     #[test]
