@@ -32,6 +32,7 @@ pub mod podgc;
 pub mod pods;
 pub mod replicaset;
 pub mod resourcequota;
+pub mod retry;
 pub mod serviceaccount;
 pub mod tainteviction;
 

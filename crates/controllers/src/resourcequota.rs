@@ -4,15 +4,17 @@
 //! …), the pods' compute requests and limits, claims' storage, NodePorts and LoadBalancers.
 //! Pod scopes `Terminating`, `NotTerminating`, `BestEffort` and `NotBestEffort` are honoured.
 //!
-//! Quotas are recomputed when they change, when pods, services or claims of their namespace
-//! change, and every 30 s (which covers counts of any other kind).
+//! Quotas are recomputed when they change, when pods, services, claims, configmaps or secrets
+//! of their namespace change, and every 30 s (which covers counts of any other kind).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{future, StreamExt};
-use k8s_openapi::api::core::v1::{PersistentVolumeClaim, Pod, ResourceQuota, Service};
+use k8s_openapi::api::core::v1::{
+    ConfigMap, PersistentVolumeClaim, Pod, ResourceQuota, Secret, Service,
+};
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use kube::api::{Api, DynamicObject, ListParams, Patch, PatchParams};
 use kube::discovery::{ApiResource, Discovery};
@@ -31,6 +33,8 @@ const RESYNC: Duration = Duration::from_secs(30);
 
 /// Run until `shutdown` fires.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    // Failed reconciles retry per key with exponential back-off.
+    let retry = std::sync::Arc::new(crate::retry::Retry::controller_default());
     let controller = Controller::new(
         Api::<ResourceQuota>::all(client.clone()),
         watcher::Config::default(),
@@ -46,7 +50,9 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
                 .collect()
         }
     };
-    let (for_pods, for_services, for_claims) = (
+    let (for_pods, for_services, for_claims, for_config_maps, for_secrets) = (
+        in_namespace(quotas.clone()),
+        in_namespace(quotas.clone()),
         in_namespace(quotas.clone()),
         in_namespace(quotas.clone()),
         in_namespace(quotas),
@@ -67,10 +73,33 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
             watcher::Config::default(),
             move |c| for_claims(c.namespace()),
         )
+        .watches(
+            Api::<ConfigMap>::all(client.clone()),
+            watcher::Config::default(),
+            move |c| for_config_maps(c.namespace()),
+        )
+        .watches(
+            Api::<Secret>::all(client.clone()),
+            watcher::Config::default(),
+            move |s| for_secrets(s.namespace()),
+        )
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(
-            reconcile,
-            |_, _, _| Action::requeue(Duration::from_secs(5)),
+            {
+                let retry = retry.clone();
+                move |object, ctx| {
+                    let retry = retry.clone();
+                    async move {
+                        let key = crate::retry::key_of(&*object);
+                        let outcome = reconcile(object, ctx).await;
+                        if outcome.is_ok() {
+                            retry.succeeded(&key);
+                        }
+                        outcome
+                    }
+                }
+            },
+            move |object, _, _| Action::requeue(retry.failed(&crate::retry::key_of(&*object))),
             Arc::new(client),
         )
         .for_each(|_| future::ready(()))

@@ -2,7 +2,6 @@
 //! ServiceAccount; deleting it brings it back.
 
 use std::sync::Arc;
-use std::time::Duration;
 
 use futures::{future, StreamExt};
 use k8s_openapi::api::core::v1::{Namespace, ServiceAccount};
@@ -19,6 +18,8 @@ pub const DEFAULT: &str = "default";
 
 /// Run the controller until `shutdown` fires.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    // Failed reconciles retry per key with exponential back-off.
+    let retry = std::sync::Arc::new(crate::retry::Retry::controller_default());
     Controller::new(
         Api::<Namespace>::all(client.clone()),
         watcher::Config::default(),
@@ -30,8 +31,21 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
     )
     .graceful_shutdown_on(shutdown.cancelled_owned())
     .run(
-        reconcile,
-        |_, _, _| Action::requeue(Duration::from_secs(5)),
+        {
+            let retry = retry.clone();
+            move |object, ctx| {
+                let retry = retry.clone();
+                async move {
+                    let key = crate::retry::key_of(&*object);
+                    let outcome = reconcile(object, ctx).await;
+                    if outcome.is_ok() {
+                        retry.succeeded(&key);
+                    }
+                    outcome
+                }
+            }
+        },
+        move |object, _, _| Action::requeue(retry.failed(&crate::retry::key_of(&*object))),
         Arc::new(client),
     )
     .for_each(|_| future::ready(()))

@@ -159,6 +159,8 @@ struct Context {
 
 /// Run the controller until `shutdown` fires.
 pub async fn run(client: Client, shutdown: CancellationToken) {
+    // Failed reconciles retry per key with exponential back-off.
+    let retry = std::sync::Arc::new(crate::retry::Retry::controller_default());
     let (nodes, writer) = reflector::store();
     let node_events = reflector::reflector(
         writer,
@@ -179,8 +181,21 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         .watches_stream(node_events, move |node: Node| pods_on(&node, &pod_store))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(
-            reconcile,
-            |_, _, _| Requeue::requeue(Duration::from_secs(5)),
+            {
+                let retry = retry.clone();
+                move |object, ctx| {
+                    let retry = retry.clone();
+                    async move {
+                        let key = crate::retry::key_of(&*object);
+                        let outcome = reconcile(object, ctx).await;
+                        if outcome.is_ok() {
+                            retry.succeeded(&key);
+                        }
+                        outcome
+                    }
+                }
+            },
+            move |object, _, _| Requeue::requeue(retry.failed(&crate::retry::key_of(&*object))),
             ctx,
         )
         .for_each(|result| {

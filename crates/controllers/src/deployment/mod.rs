@@ -19,7 +19,7 @@ pub mod util;
 mod tests;
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{future, StreamExt};
@@ -36,6 +36,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::error::{Error, Result};
 use crate::events::Recorder;
+use crate::retry::Retry;
 use sync::Action;
 
 /// The component name on Events, as upstream's.
@@ -47,7 +48,7 @@ struct Context {
     pods: Store<Pod>,
     recorder: Recorder,
     /// Consecutive failures per `namespace/name`, for the back-off.
-    failures: Mutex<HashMap<String, u32>>,
+    retry: Retry,
 }
 
 /// Run the controller until `shutdown` fires.
@@ -86,7 +87,7 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         client,
         sets: set_store,
         pods: pod_store,
-        failures: Mutex::default(),
+        retry: Retry::controller_default(),
     });
     controller
         .watches_stream(set_events, move |rs: ReplicaSet| {
@@ -138,13 +139,7 @@ fn key(d: &Deployment) -> String {
 
 /// Upstream's per-item rate limit: 5 ms doubling per consecutive failure, at most 1000 s.
 fn error_policy(d: Arc<Deployment>, _error: &Error, ctx: Arc<Context>) -> Requeue {
-    let mut failures = ctx.failures.lock().unwrap();
-    let n = failures.entry(key(&d)).or_insert(0);
-    let delay = Duration::from_millis(5)
-        .saturating_mul(1u32 << (*n).min(24))
-        .min(Duration::from_secs(1000));
-    *n += 1;
-    Requeue::requeue(delay)
+    Requeue::requeue(ctx.retry.failed(&key(&d)))
 }
 
 #[tracing::instrument(skip_all, fields(deployment.namespace, deployment.name))]
@@ -187,7 +182,7 @@ async fn reconcile(d: Arc<Deployment>, ctx: Arc<Context>) -> Result<Requeue> {
     }
     .execute(plan.actions)
     .await?;
-    ctx.failures.lock().unwrap().remove(&key(&d));
+    ctx.retry.succeeded(&key(&d));
     Ok(match (outcome, plan.requeue_after) {
         (Some(requeue), _) => requeue,
         (None, Some(after)) => Requeue::requeue(after),
