@@ -3,8 +3,12 @@
 //! a success.
 
 use std::collections::HashMap;
-use std::sync::Mutex;
+use std::future::Future;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
+
+use futures::future::BoxFuture;
+use kube::runtime::controller::Action;
 
 /// Failure counts per key.
 #[derive(Debug)]
@@ -47,6 +51,39 @@ impl Retry {
             .unwrap_or_else(|e| e.into_inner())
             .remove(key);
     }
+}
+
+/// Wrap a reconcile function so that a success resets its key's back-off; pair it with
+/// [`error_policy`] over the same [`Retry`] in `Controller::run`.
+pub fn reconciler<K, C, F, Fut>(
+    retry: Arc<Retry>,
+    mut reconcile: F,
+) -> impl FnMut(Arc<K>, Arc<C>) -> BoxFuture<'static, crate::Result<Action>>
+where
+    K: kube::Resource + 'static,
+    F: FnMut(Arc<K>, Arc<C>) -> Fut,
+    Fut: Future<Output = crate::Result<Action>> + Send + 'static,
+{
+    move |object, ctx| {
+        let key = key_of(&*object);
+        let retry = retry.clone();
+        let outcome = reconcile(object, ctx);
+        Box::pin(async move {
+            let outcome = outcome.await;
+            if outcome.is_ok() {
+                retry.succeeded(&key);
+            }
+            outcome
+        })
+    }
+}
+
+/// The error policy of [`reconciler`]: requeue after the key's next back-off delay.
+pub fn error_policy<K, C>(retry: Arc<Retry>) -> impl Fn(Arc<K>, &crate::Error, Arc<C>) -> Action
+where
+    K: kube::Resource,
+{
+    move |object, _, _| Action::requeue(retry.failed(&key_of(&*object)))
 }
 
 /// The key of a namespaced or cluster-scoped object: `ns/name` or `name`.

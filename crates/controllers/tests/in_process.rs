@@ -1,76 +1,16 @@
 //! The controllers against a real API server, in-process: ReplicaSets get their pods, scale,
 //! report readiness; namespaces get a `default` ServiceAccount.
 
-use std::sync::Arc;
+mod common;
+
 use std::time::Duration;
 
 use k8s_openapi::api::apps::v1::ReplicaSet;
 use k8s_openapi::api::core::v1::{Namespace, Pod, PodCondition, PodStatus, ServiceAccount};
 use kube::api::{Api, DeleteParams, ListParams, Patch, PatchParams, PostParams};
-use navarch_apiserver::{ApiServer, AuthenticatedUser, Config};
-use navarch_store::sqlite::SqliteStore;
 use serde_json::json;
-use tokio_util::sync::CancellationToken;
-use tower::ServiceBuilder;
 
-struct Cluster {
-    client: kube::Client,
-    shutdown: CancellationToken,
-    _dir: tempfile::TempDir,
-}
-
-async fn start() -> Cluster {
-    let dir = tempfile::tempdir().unwrap();
-    let store = SqliteStore::open(dir.path().join("state.db"))
-        .await
-        .unwrap();
-    let shutdown = CancellationToken::new();
-    let server = ApiServer::start(
-        Config {
-            data_dir: dir.path().to_path_buf(),
-            bind_address: "127.0.0.1".parse().unwrap(),
-            secure_port: 0,
-            service_cidr: "10.43.0.0/16".parse().unwrap(),
-        },
-        Arc::new(store),
-        shutdown.clone(),
-    )
-    .await
-    .unwrap();
-    let identity = AuthenticatedUser::new(
-        "system:kube-controller-manager",
-        ["system:masters".to_string()],
-    );
-    let service = ServiceBuilder::new()
-        .map_request(move |mut req: http::Request<kube::client::Body>| {
-            req.extensions_mut().insert(identity.clone());
-            req
-        })
-        .service(server.router());
-    let client = kube::Client::new(service, "default");
-    tokio::spawn(navarch_controllers::run(client.clone(), shutdown.clone()));
-    Cluster {
-        client,
-        shutdown,
-        _dir: dir,
-    }
-}
-
-/// Poll `check` until it returns `Some`, or fail after 20 s.
-async fn eventually<T, F, Fut>(what: &str, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Option<T>>,
-{
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(20);
-    loop {
-        if let Some(v) = check().await {
-            return v;
-        }
-        assert!(tokio::time::Instant::now() < deadline, "timed out: {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+use common::{eventually, start};
 
 fn replicaset(name: &str, replicas: i32) -> ReplicaSet {
     serde_json::from_value(json!({

@@ -82,21 +82,8 @@ pub async fn run(client: Client, shutdown: CancellationToken) {
         .watches_stream(pod_events, move |pod: Pod| owners_of(&pod, &sets))
         .graceful_shutdown_on(shutdown.cancelled_owned())
         .run(
-            {
-                let retry = retry.clone();
-                move |object, ctx| {
-                    let retry = retry.clone();
-                    async move {
-                        let key = crate::retry::key_of(&*object);
-                        let outcome = reconcile(object, ctx).await;
-                        if outcome.is_ok() {
-                            retry.succeeded(&key);
-                        }
-                        outcome
-                    }
-                }
-            },
-            move |object, _, _| Requeue::requeue(retry.failed(&crate::retry::key_of(&*object))),
+            crate::retry::reconciler(retry.clone(), reconcile),
+            crate::retry::error_policy(retry),
             ctx,
         )
         .for_each(|result| {
