@@ -41,7 +41,12 @@ async fn client_for(server: &Server) -> Result<Client> {
 /// Start a server, create namespace `ns` and return a client for it.
 async fn start(ns: &str) -> Result<(tempfile::TempDir, Server, Client)> {
     let root = tempfile::tempdir()?;
-    let server = Server::start(&root.path().join("data"), &[])?;
+    // The API as clients see it: no controller writes the same objects (a Deployment
+    // controller would race the resourceVersion checks these tests make).
+    let server = Server::start(
+        &root.path().join("data"),
+        &["--disable-controllers", "--disable-scheduler"],
+    )?;
     let client = client_for(&server).await?;
     let namespace = Namespace {
         metadata: ObjectMeta {
