@@ -110,8 +110,10 @@ impl Planner {
     /// Scale old ReplicaSets down, oldest first, while more than the minimum are available.
     fn scale_down_old(&mut self, old: &mut [ReplicaSet], new_rs: &ReplicaSet) -> i32 {
         let min_available = util::desired(&self.d) - util::max_unavailable(&self.d);
-        let available: i32 = old.iter().map(util::available_replicas).sum::<i32>()
-            + util::available_replicas(new_rs);
+        // A status that lags behind a scale-down still counts pods that are going away: no
+        // ReplicaSet is credited with more available pods than it is meant to have.
+        let credited = |rs: &ReplicaSet| util::available_replicas(rs).min(util::replicas(rs));
+        let available: i32 = old.iter().map(credited).sum::<i32>() + credited(new_rs);
         if available <= min_available {
             return 0;
         }
