@@ -5,7 +5,8 @@ CARGO ?= cargo
 export PATH := $(HOME)/.cargo/bin:/usr/local/bin:$(PATH)
 
 # System packages the server and the tests need, installed only when missing.
-RUN_DEPS := ca-certificates curl build-essential protobuf-compiler libprotobuf-dev pkg-config
+RUN_DEPS := ca-certificates curl build-essential protobuf-compiler libprotobuf-dev pkg-config \
+  containerd runc containernetworking-plugins nftables iproute2 busybox-static
 TEST_DEPS := etcd-server etcd-client python3-venv
 
 # The official Python client, pinned to the Kubernetes minor the server speaks, in a venv under
