@@ -39,7 +39,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::
     };
     let client = connect(&args.connect, Some(&name)).await?;
     let config = node_config(&name, args.node_ip, &args.node);
-    run_fleet(client, vec![config], &args.node, false, shutdown).await
+    run_fleet(client, vec![config], &args.node, false, true, shutdown).await
 }
 
 pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -54,14 +54,15 @@ pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> an
             node_config(&name, IpAddr::V4(ip), &args.node)
         })
         .collect();
-    run_fleet(client, nodes, &args.node, args.cleanup, shutdown).await
+    run_fleet(client, nodes, &args.node, args.cleanup, true, shutdown).await
 }
 
-async fn run_fleet(
+pub(crate) async fn run_fleet(
     client: Client,
     nodes: Vec<NodeConfig>,
     sim: &SimulatedNodeArgs,
     cleanup: bool,
+    report: bool,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let config = FleetConfig {
@@ -77,6 +78,9 @@ async fn run_fleet(
     let started = Instant::now();
     let mut last_tenth = 0;
     fleet::run(client, config, shutdown, |progress| {
+        if !report {
+            return;
+        }
         let line = match progress {
             Progress::Registering { registered, total } => {
                 // Every tenth of the way, to show progress without flooding.
@@ -100,7 +104,7 @@ async fn run_fleet(
     Ok(())
 }
 
-fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> NodeConfig {
+pub(crate) fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> NodeConfig {
     NodeConfig {
         name: name.to_string(),
         cpu: sim.cpu.clone(),
@@ -121,7 +125,7 @@ fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> NodeConfig {
     }
 }
 
-fn hostname() -> anyhow::Result<String> {
+pub(crate) fn hostname() -> anyhow::Result<String> {
     let name = std::fs::read_to_string("/proc/sys/kernel/hostname")
         .context("cannot read this machine's hostname; pass --node-name")?;
     let name = name.trim().to_lowercase();

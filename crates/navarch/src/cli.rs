@@ -28,6 +28,9 @@ pub enum Command {
     Agent(AgentArgs),
     /// Run N simulated ("hollow") nodes in one process, for scale tests.
     Simulate(SimulateArgs),
+    /// Run a single-node cluster: the control plane and this machine's node agent in one
+    /// process.
+    Up(UpArgs),
 }
 
 /// How an agent reaches and authenticates to the API server.
@@ -120,6 +123,31 @@ pub struct AgentArgs {
     pub runtime: RuntimeKind,
 
     /// containerd's socket (for --runtime containerd).
+    #[arg(long, value_name = "URL")]
+    pub container_runtime_endpoint: Option<String>,
+
+    #[command(flatten)]
+    pub node: SimulatedNodeArgs,
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    #[command(flatten)]
+    pub server: ServerArgs,
+
+    /// The Node's name (default: this machine's hostname).
+    #[arg(long, value_name = "NAME")]
+    pub node_name: Option<String>,
+
+    /// The node's address (its InternalIP and its pods' hostIP).
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1")]
+    pub node_ip: IpAddr,
+
+    /// The container runtime.
+    #[arg(long, value_enum, default_value = "containerd")]
+    pub runtime: RuntimeKind,
+
+    /// Use this CRI runtime instead of starting containerd (for --runtime containerd).
     #[arg(long, value_name = "URL")]
     pub container_runtime_endpoint: Option<String>,
 

@@ -11,6 +11,7 @@ mod in_process;
 mod scheduler_tests;
 mod server;
 mod signals;
+mod up;
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
@@ -57,6 +58,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Server(args) => server::run(args, shutdown).await,
         Command::Agent(args) => agent::run_agent(args, shutdown).await,
         Command::Simulate(args) => agent::run_simulate(args, shutdown).await,
+        Command::Up(args) => up::run(args, shutdown).await,
     }
 }
 

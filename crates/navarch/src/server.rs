@@ -1,5 +1,7 @@
 //! `navarch server`: the control plane. Validates the flags, opens the store, starts the API
 //! server, prints the kubeconfig path once ready, and shuts down on the first signal.
+//! [`start`] and [`ControlPlane::wait`] are the two halves, so that `navarch up` can run a
+//! node agent in between.
 
 use std::io::Write;
 use std::time::Instant;
@@ -12,6 +14,34 @@ use crate::cli::ServerArgs;
 use crate::data_dir;
 
 pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
+    let Some(control_plane) = start(&args, shutdown.clone()).await? else {
+        return Ok(());
+    };
+    let mut stdout = std::io::stdout().lock();
+    writeln!(
+        stdout,
+        "{}",
+        control_plane.server.kubeconfig_path().display()
+    )
+    .and_then(|()| stdout.flush())
+    .context("cannot write to stdout")?;
+    drop(stdout);
+    control_plane.wait(shutdown).await;
+    Ok(())
+}
+
+/// A running API server with its controllers and scheduler.
+pub struct ControlPlane {
+    pub server: ApiServer,
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+}
+
+/// Starts the API server, the controllers and the scheduler as `args` say. `None` when a
+/// signal arrived while starting (the server has stopped again).
+pub async fn start(
+    args: &ServerArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Option<ControlPlane>> {
     let started = Instant::now();
     args.validate().map_err(anyhow::Error::msg)?;
     let ipnet::IpNet::V4(cluster_cidr) = args.cluster_cidr else {
@@ -26,7 +56,7 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         ..Default::default()
     };
     // Read and checked now; parsed again for each leadership term.
-    let scheduler_config = match &args.scheduler_config {
+    let mut scheduler_config = match &args.scheduler_config {
         Some(path) => {
             let text = std::fs::read_to_string(path)
                 .with_context(|| format!("cannot read {}", path.display()))?;
@@ -50,7 +80,7 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
     if shutdown.is_cancelled() {
         // A signal arrived while starting: do not announce a server that is going away.
         server.stopped().await;
-        return Ok(());
+        return Ok(None);
     }
 
     tracing::info!(
@@ -91,6 +121,7 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
             navarch_controllers::leader::identity(),
             navarch_controllers::leader::Timing::default(),
         );
+        let scheduler_config = scheduler_config.take();
         tokio::spawn(elector.run(shutdown.clone(), move |term| {
             let profiles = scheduler_config
                 .as_deref()
@@ -105,28 +136,31 @@ pub async fn run(args: ServerArgs, shutdown: CancellationToken) -> anyhow::Resul
         }))
     });
 
-    let mut stdout = std::io::stdout().lock();
-    writeln!(stdout, "{}", server.kubeconfig_path().display())
-        .and_then(|()| stdout.flush())
-        .context("cannot write to stdout")?;
-    drop(stdout);
+    Ok(Some(ControlPlane {
+        server,
+        tasks: [controllers, scheduler].into_iter().flatten().collect(),
+    }))
+}
 
-    shutdown.cancelled().await;
-    // The components stop on the token; one that does not within the grace is aborted, so a
-    // stuck watch can never keep the process from exiting.
-    for task in [controllers, scheduler].into_iter().flatten() {
-        let abort = task.abort_handle();
-        if tokio::time::timeout(COMPONENT_STOP_GRACE, task)
-            .await
-            .is_err()
-        {
-            tracing::warn!("a component did not stop in time; aborting it");
-            abort.abort();
+impl ControlPlane {
+    /// Runs until `shutdown`, then stops the components and the server.
+    pub async fn wait(self, shutdown: CancellationToken) {
+        shutdown.cancelled().await;
+        // The components stop on the token; one that does not within the grace is aborted,
+        // so a stuck watch can never keep the process from exiting.
+        for task in self.tasks {
+            let abort = task.abort_handle();
+            if tokio::time::timeout(COMPONENT_STOP_GRACE, task)
+                .await
+                .is_err()
+            {
+                tracing::warn!("a component did not stop in time; aborting it");
+                abort.abort();
+            }
         }
+        self.server.stopped().await;
+        tracing::info!("stopped");
     }
-    server.stopped().await;
-    tracing::info!("stopped");
-    Ok(())
 }
 
 /// How long controllers and the scheduler get to stop after a shutdown signal.

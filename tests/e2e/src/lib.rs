@@ -75,13 +75,19 @@ impl Server {
     /// Run `navarch server --data-dir DATA_DIR --secure-port <free port> EXTRA…` and wait until
     /// it prints its kubeconfig path. Its stderr goes to `DATA_DIR.stderr`.
     pub fn start(data_dir: &Path, extra: &[&str]) -> Result<Server> {
+        Self::start_command("server", data_dir, extra)
+    }
+
+    /// Like [`Server::start`] for another subcommand that serves the API and prints its
+    /// kubeconfig path first (`up`).
+    pub fn start_command(command: &str, data_dir: &Path, extra: &[&str]) -> Result<Server> {
         let port = free_port();
         let stderr_path = data_dir.with_extension("stderr");
         let stderr = std::fs::File::create(&stderr_path)
             .with_context(|| format!("cannot create {}", stderr_path.display()))?;
         let started = Instant::now();
         let mut child = Command::new(navarch_bin())
-            .arg("server")
+            .arg(command)
             .arg("--data-dir")
             .arg(data_dir)
             .arg("--secure-port")
