@@ -14,7 +14,7 @@ use crate::status::{Code, Status};
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ScheduleResult {
     pub node: String,
-    /// Nodes filtered (all of them, today).
+    /// Nodes filtered.
     pub evaluated: usize,
     /// Nodes that passed every filter.
     pub feasible: usize,
@@ -93,12 +93,46 @@ impl FitError {
 impl std::error::Error for FitError {}
 
 /// Schedules `pod` on the nodes of `snapshot`. Ties between the best nodes are broken by
-/// `tie_break` modulo their number (the caller passes a random or rotating value).
+/// `tie_break` modulo their number (the caller passes a random or rotating value). Filters
+/// every node; see [`schedule_sampled`] for upstream's adaptive sampling.
 pub fn schedule(
     framework: &Framework,
     snapshot: &Snapshot,
     pod: &Pod,
     tie_break: usize,
+) -> Result<ScheduleResult, Box<FitError>> {
+    schedule_sampled(framework, snapshot, pod, tie_break, Sampling::All)
+}
+
+/// How many nodes a cycle filters before it scores what it found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Sampling {
+    /// Every node.
+    All,
+    /// Upstream's adaptive `percentageOfNodesToScore`: stop once
+    /// [`feasible_nodes_to_find`] nodes passed the filters, starting at node `start` and
+    /// wrapping around (the caller advances `start` by [`ScheduleResult::evaluated`]).
+    Adaptive { start: usize },
+}
+
+/// Upstream's `numFeasibleNodesToFind` with the adaptive percentage: all nodes below 100;
+/// otherwise `50 - nodes/125` percent (at least 5%), and never fewer than 100 nodes.
+pub fn feasible_nodes_to_find(nodes: usize) -> usize {
+    const MIN_FEASIBLE: usize = 100;
+    if nodes < MIN_FEASIBLE {
+        return nodes;
+    }
+    let percentage = 50usize.saturating_sub(nodes / 125).max(5);
+    (nodes * percentage / 100).max(MIN_FEASIBLE)
+}
+
+/// [`schedule`], filtering only as many nodes as `sampling` allows.
+pub fn schedule_sampled(
+    framework: &Framework,
+    snapshot: &Snapshot,
+    pod: &Pod,
+    tie_break: usize,
+    sampling: Sampling,
 ) -> Result<ScheduleResult, Box<FitError>> {
     let mut state = CycleState::default();
     let num_nodes = snapshot.nodes().len();
@@ -130,12 +164,24 @@ pub fn schedule(
         return fail(err);
     }
 
+    let (start, wanted) = match sampling {
+        Sampling::All => (0, num_nodes),
+        Sampling::Adaptive { start } => (start % num_nodes, feasible_nodes_to_find(num_nodes)),
+    };
+    let nodes = snapshot.nodes();
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut rejected: Vec<(String, Status)> = Vec::new();
-    for node in snapshot.nodes() {
+    let mut evaluated = 0;
+    for node in nodes[start..].iter().chain(&nodes[..start]) {
+        evaluated += 1;
         let s = filter_with_nominated(framework, &state, snapshot, pod, node);
         match s.code {
-            Code::Success => feasible.push(node),
+            Code::Success => {
+                feasible.push(node);
+                if feasible.len() >= wanted {
+                    break;
+                }
+            }
             Code::Error => {
                 return fail(FitError {
                     internal: Some(s),
@@ -154,7 +200,6 @@ pub fn schedule(
         post_filter(framework, snapshot, pod, &mut err);
         return fail(err);
     }
-    let evaluated = num_nodes;
     if feasible.len() == 1 {
         return Ok(ScheduleResult {
             node: feasible[0].name.clone(),
@@ -191,15 +236,17 @@ pub fn filter_with_nominated(
     pod: &Pod,
     node: &NodeInfo,
 ) -> Status {
-    let mut nominated = snapshot.nominated_for(&node.name, pod).peekable();
-    if nominated.peek().is_some() {
-        let mut with = node.clone();
-        for p in nominated {
-            with.add_pod(crate::snapshot::PodInfo::new(p.clone()));
-        }
-        let s = framework.run_filter(state, pod, &with);
-        if !s.is_success() {
-            return s;
+    if snapshot.has_nominated() {
+        let mut nominated = snapshot.nominated_for(&node.name, pod).peekable();
+        if nominated.peek().is_some() {
+            let mut with = node.clone();
+            for p in nominated {
+                with.add_pod(crate::snapshot::PodInfo::new(p.clone()));
+            }
+            let s = framework.run_filter(state, pod, &with);
+            if !s.is_success() {
+                return s;
+            }
         }
     }
     framework.run_filter(state, pod, node)
@@ -317,6 +364,34 @@ mod tests {
             "0/1 nodes are available: 1 Insufficient cpu, 1 Insufficient memory. \
              preemption: 0/1 nodes are available: 1 No preemption victims found for incoming pod."
         );
+    }
+
+    #[test]
+    fn adaptive_sampling_matches_upstream_figures() {
+        assert_eq!(feasible_nodes_to_find(10), 10);
+        assert_eq!(feasible_nodes_to_find(99), 99);
+        assert_eq!(feasible_nodes_to_find(100), 100);
+        assert_eq!(feasible_nodes_to_find(1000), 420);
+        assert_eq!(feasible_nodes_to_find(5000), 500);
+        assert_eq!(feasible_nodes_to_find(6000), 300);
+        assert_eq!(feasible_nodes_to_find(100_000), 5000);
+    }
+
+    #[test]
+    fn sampled_cycles_stop_at_enough_feasible_nodes_and_rotate() {
+        let nodes = (0..1000)
+            .map(|i| node(&format!("n{i:04}"), "4", "8Gi", json!({})))
+            .collect();
+        let s = snapshot(nodes);
+        let p = pod_requesting("p", "1", "1Gi");
+        let fw = default_framework();
+        let r = schedule_sampled(&fw, &s, &p, 0, Sampling::Adaptive { start: 900 }).unwrap();
+        assert_eq!((r.evaluated, r.feasible), (420, 420));
+        // Wrapped around: the chosen node is among n0900..n0999 and n0000..n0319.
+        let index: usize = r.node[1..].parse().unwrap();
+        assert!(index >= 900 || index < 320, "{}", r.node);
+        let all = schedule(&fw, &s, &p, 0).unwrap();
+        assert_eq!((all.evaluated, all.feasible), (1000, 1000));
     }
 
     #[test]

@@ -28,7 +28,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::cycle::schedule;
+use crate::cycle::{schedule_sampled, Sampling};
 use crate::events::{Kind, Recorder};
 use crate::framework::Framework;
 use crate::plugins::volume_binding;
@@ -125,6 +125,8 @@ pub struct Scheduler {
     /// Per object kind, the keys seen during a relist in progress.
     objects_seen: HashMap<&'static str, Option<HashSet<String>>>,
     cycles: usize,
+    /// Where the next cycle starts filtering (upstream's `nextStartNodeIndex`).
+    next_start: usize,
     events: Recorder,
 }
 
@@ -149,6 +151,7 @@ impl Scheduler {
             pods_seen: None,
             objects_seen: HashMap::new(),
             cycles: 0,
+            next_start: 0,
             events: Recorder::new(),
         }
     }
@@ -442,8 +445,19 @@ impl Scheduler {
             self.queue.delete(&info.key);
             return;
         };
-        match schedule(&self.profiles[profile].1, &self.snapshot, &pod, self.cycles) {
+        let sampling = Sampling::Adaptive {
+            start: self.next_start,
+        };
+        match schedule_sampled(
+            &self.profiles[profile].1,
+            &self.snapshot,
+            &pod,
+            self.cycles,
+            sampling,
+        ) {
             Ok(result) => {
+                self.next_start =
+                    (self.next_start + result.evaluated) % self.snapshot.nodes().len().max(1);
                 tracing::debug!(node.name = %result.node, feasible = result.feasible, "assumed");
                 self.snapshot.assume(pod.clone(), &result.node);
                 let api: Api<Pod> = Api::namespaced(client.clone(), namespace(&pod));

@@ -12,6 +12,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 
 use crate::resources::{allowed_pods, pod_requests, Resources};
+use crate::plugins::inter_pod_affinity::PodTerms;
 
 /// `namespace/name`, the key pods are tracked by.
 pub fn pod_key(pod: &Pod) -> String {
@@ -67,16 +68,27 @@ pub struct PodInfo {
     pub requests: Resources,
     pub non_zero_requests: Resources,
     pub host_ports: Vec<HostPort>,
+    /// The pod's affinity terms, resolved once; `None` when it has none.
+    pub terms: Option<Arc<PodTerms>>,
 }
 
 impl PodInfo {
     pub fn new(pod: Arc<Pod>) -> Self {
+        let terms = PodTerms::of(&pod);
         PodInfo {
             requests: pod_requests(&pod, false),
             non_zero_requests: pod_requests(&pod, true),
             host_ports: pod_host_ports(&pod),
+            terms: (!terms.is_empty()).then(|| Arc::new(terms)),
             pod,
         }
+    }
+
+    /// Whether the pod has required anti-affinity terms.
+    pub fn has_required_anti_affinity(&self) -> bool {
+        self.terms
+            .as_ref()
+            .is_some_and(|t| !t.required_anti_affinity.is_empty())
     }
 }
 
@@ -91,6 +103,10 @@ pub struct NodeInfo {
     pub requested: Resources,
     pub non_zero_requested: Resources,
     pub used_ports: Vec<HostPort>,
+    /// How many of the pods have affinity terms of any kind, and required anti-affinity, so
+    /// that the InterPodAffinity plugin skips nodes without any.
+    pub pods_with_affinity: usize,
+    pub pods_with_required_anti_affinity: usize,
 }
 
 impl NodeInfo {
@@ -105,6 +121,8 @@ impl NodeInfo {
             requested: Resources::default(),
             non_zero_requested: Resources::default(),
             used_ports: Vec::new(),
+            pods_with_affinity: 0,
+            pods_with_required_anti_affinity: 0,
         }
     }
 
@@ -118,6 +136,8 @@ impl NodeInfo {
         self.requested.add(&info.requests);
         self.non_zero_requested.add(&info.non_zero_requests);
         self.used_ports.extend(info.host_ports.iter().cloned());
+        self.pods_with_affinity += usize::from(info.terms.is_some());
+        self.pods_with_required_anti_affinity += usize::from(info.has_required_anti_affinity());
         self.pods.insert(key, info);
     }
 
@@ -125,6 +145,8 @@ impl NodeInfo {
         let info = self.pods.remove(key)?;
         self.requested.sub(&info.requests);
         self.non_zero_requested.sub(&info.non_zero_requests);
+        self.pods_with_affinity -= usize::from(info.terms.is_some());
+        self.pods_with_required_anti_affinity -= usize::from(info.has_required_anti_affinity());
         for p in &info.host_ports {
             if let Some(i) = self.used_ports.iter().position(|u| u == p) {
                 self.used_ports.swap_remove(i);
@@ -140,6 +162,8 @@ impl NodeInfo {
         fresh.requested = std::mem::take(&mut self.requested);
         fresh.non_zero_requested = std::mem::take(&mut self.non_zero_requested);
         fresh.used_ports = std::mem::take(&mut self.used_ports);
+        fresh.pods_with_affinity = self.pods_with_affinity;
+        fresh.pods_with_required_anti_affinity = self.pods_with_required_anti_affinity;
         *self = fresh;
     }
 }
@@ -229,6 +253,11 @@ impl Snapshot {
                 self.nominated.remove(&key);
             }
         }
+    }
+
+    /// Whether any pending pod is nominated to a node.
+    pub fn has_nominated(&self) -> bool {
+        !self.nominated.is_empty()
     }
 
     /// Pods nominated to `node` that `pod` must leave room for: other pods of at least its

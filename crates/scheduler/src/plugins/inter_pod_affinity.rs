@@ -204,25 +204,36 @@ impl PreFilterPlugin for InterPodAffinity {
         let mut existing_anti = Counts::new();
         let mut affinity = Counts::new();
         let mut anti = Counts::new();
-        for (node, existing) in snapshot.pods() {
-            let theirs = PodTerms::of(&existing.pod);
-            for t in &theirs.required_anti_affinity {
-                if t.matches(pod, pod_ns_labels) {
-                    bump(&mut existing_anti, node, &t.topology_key, 1);
-                }
-            }
-            if terms.required_affinity.is_empty() && terms.required_anti_affinity.is_empty() {
+        let own_required =
+            !(terms.required_affinity.is_empty() && terms.required_anti_affinity.is_empty());
+        for node in snapshot.nodes() {
+            // Only the pods' own required terms look at every pod; otherwise only pods with
+            // required anti-affinity matter.
+            if !own_required && node.pods_with_required_anti_affinity == 0 {
                 continue;
             }
-            let their_ns_labels = snapshot.objects.namespace_labels(namespace(&existing.pod));
-            if all_match(&terms.required_affinity, &existing.pod, their_ns_labels) {
-                for t in &terms.required_affinity {
-                    bump(&mut affinity, node, &t.topology_key, 1);
+            for existing in node.pods.values() {
+                if let Some(theirs) = &existing.terms {
+                    for t in &theirs.required_anti_affinity {
+                        if t.matches(pod, pod_ns_labels) {
+                            bump(&mut existing_anti, node, &t.topology_key, 1);
+                        }
+                    }
                 }
-            }
-            for t in &terms.required_anti_affinity {
-                if t.matches(&existing.pod, their_ns_labels) {
-                    bump(&mut anti, node, &t.topology_key, 1);
+                if !own_required {
+                    continue;
+                }
+                let their_ns_labels =
+                    snapshot.objects.namespace_labels(namespace(&existing.pod));
+                if all_match(&terms.required_affinity, &existing.pod, their_ns_labels) {
+                    for t in &terms.required_affinity {
+                        bump(&mut affinity, node, &t.topology_key, 1);
+                    }
+                }
+                for t in &terms.required_anti_affinity {
+                    if t.matches(&existing.pod, their_ns_labels) {
+                        bump(&mut anti, node, &t.topology_key, 1);
+                    }
                 }
             }
         }
@@ -318,40 +329,48 @@ impl PreScorePlugin for InterPodAffinity {
                     .or_default() += by;
             }
         };
-        for (node, existing) in snapshot.pods() {
-            if node.labels().is_none_or(|l| l.is_empty()) {
+        let own_preferred =
+            !(terms.preferred_affinity.is_empty() && terms.preferred_anti_affinity.is_empty());
+        for node in snapshot.nodes() {
+            if node.labels().is_none_or(|l| l.is_empty())
+                || !own_preferred && node.pods_with_affinity == 0
+            {
                 continue;
             }
-            let their_ns_labels = snapshot.objects.namespace_labels(namespace(&existing.pod));
-            for t in &terms.preferred_affinity {
-                if t.matches(&existing.pod, their_ns_labels) {
-                    add(t, node, t.weight);
-                }
-            }
-            for t in &terms.preferred_anti_affinity {
-                if t.matches(&existing.pod, their_ns_labels) {
-                    add(t, node, -t.weight);
-                }
-            }
-            let theirs = PodTerms::of(&existing.pod);
-            if theirs.is_empty() {
-                continue;
-            }
-            if self.hard_pod_affinity_weight > 0 {
-                for t in &theirs.required_affinity {
-                    if t.matches(pod, pod_ns_labels) {
-                        add(t, node, self.hard_pod_affinity_weight);
+            for existing in node.pods.values() {
+                if own_preferred {
+                    let their_ns_labels =
+                        snapshot.objects.namespace_labels(namespace(&existing.pod));
+                    for t in &terms.preferred_affinity {
+                        if t.matches(&existing.pod, their_ns_labels) {
+                            add(t, node, t.weight);
+                        }
+                    }
+                    for t in &terms.preferred_anti_affinity {
+                        if t.matches(&existing.pod, their_ns_labels) {
+                            add(t, node, -t.weight);
+                        }
                     }
                 }
-            }
-            for t in &theirs.preferred_affinity {
-                if t.matches(pod, pod_ns_labels) {
-                    add(t, node, t.weight);
+                let Some(theirs) = &existing.terms else {
+                    continue;
+                };
+                if self.hard_pod_affinity_weight > 0 {
+                    for t in &theirs.required_affinity {
+                        if t.matches(pod, pod_ns_labels) {
+                            add(t, node, self.hard_pod_affinity_weight);
+                        }
+                    }
                 }
-            }
-            for t in &theirs.preferred_anti_affinity {
-                if t.matches(pod, pod_ns_labels) {
-                    add(t, node, -t.weight);
+                for t in &theirs.preferred_affinity {
+                    if t.matches(pod, pod_ns_labels) {
+                        add(t, node, t.weight);
+                    }
+                }
+                for t in &theirs.preferred_anti_affinity {
+                    if t.matches(pod, pod_ns_labels) {
+                        add(t, node, -t.weight);
+                    }
                 }
             }
         }
