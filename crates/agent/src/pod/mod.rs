@@ -131,7 +131,9 @@ pub async fn run(
     let mut deleted = false;
     async move {
         loop {
-            let outcome = worker.sync().await;
+            // Boxed: the task itself stays small while it waits (thousands of pods per
+            // process); the sync's state exists only while it runs.
+            let outcome = Box::pin(worker.sync()).await;
             let mut wake = outcome.wake_at;
             let mut status_current = true;
             if let Some(status) = outcome.status {
@@ -168,7 +170,7 @@ pub async fn run(
                     match latest {
                         Some(pod) => worker.update(pod),
                         None => {
-                            worker.kill().await;
+                            Box::pin(worker.kill()).await;
                             return;
                         }
                     }

@@ -141,7 +141,7 @@ pub struct PodWorker {
     sandbox: Option<(String, PodSandboxConfig)>,
     sandbox_ready: bool,
     pod_ip: Option<IpAddr>,
-    containers: HashMap<String, ContainerRecord>,
+    containers: HashMap<String, Box<ContainerRecord>>,
     backoff: Backoff,
     start_time: Time,
     /// The pod had finished (per the API) before this worker saw it: never start anything.

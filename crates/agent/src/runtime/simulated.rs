@@ -53,7 +53,7 @@ pub const STOP_AFTER_ANNOTATION: &str = "navarch.io/sim-stop-after";
 /// Exit code of a container killed at the end of its grace period (128 + SIGKILL).
 const KILLED_EXIT_CODE: i32 = 137;
 /// Capacity of the event channel; slower receivers see `Lagged` and relist.
-const EVENT_CAPACITY: usize = 1024;
+const EVENT_CAPACITY: usize = 64;
 
 /// Settings of a simulated node's runtime.
 #[derive(Debug, Clone)]
