@@ -18,6 +18,19 @@ pub enum Error {
     /// A setting is unusable (a quantity, a CIDR).
     #[error("invalid configuration: {0}")]
     Config(String),
+    /// A file or directory of the agent's could not be read or written.
+    #[error("{what}: {source}")]
+    Io {
+        what: String,
+        #[source]
+        source: std::io::Error,
+    },
+    /// A host program the agent drives (`containerd`, `ctr`, `ip`) could not run or failed.
+    #[error("{command}: {message}")]
+    Command { command: String, message: String },
+    /// containerd did not come up or answer on its socket.
+    #[error("containerd: {0}")]
+    Containerd(String),
 }
 
 /// What a [`crate::runtime::Runtime`] operation can fail with, in CRI's terms.
@@ -35,4 +48,10 @@ pub enum RuntimeError {
     /// The operation is not valid in the object's current state.
     #[error("{0}")]
     InvalidState(String),
+    /// The runtime failed a call for another reason (CRI: the gRPC status).
+    #[error("{operation}: {message}")]
+    Call {
+        operation: &'static str,
+        message: String,
+    },
 }

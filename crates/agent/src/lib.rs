@@ -1,5 +1,6 @@
 //! The node agent (kubelet): node registration and lease, pod workers, and the `Runtime`
-//! trait with its simulated implementation (the CRI/containerd one comes with its own issue).
+//! trait with its CRI ([`runtime::cri`], over the containerd the agent runs itself:
+//! [`containerd`]) and simulated implementations.
 //!
 //! Start at [`fleet::run`]: it registers one or more nodes ([`node`]), keeps their Leases and
 //! status fresh, watches the pods bound to them with one watch, and runs a task per pod
@@ -8,6 +9,7 @@
 //! does. `navarch agent` runs a fleet of one node, `navarch simulate` a fleet of many.
 
 pub mod clock;
+pub mod containerd;
 pub mod duration;
 pub mod error;
 pub mod fleet;
