@@ -483,6 +483,15 @@ impl PodWorker {
             image: image.clone(),
             command: container.command.clone().unwrap_or_default(),
             args: container.args.clone().unwrap_or_default(),
+            working_dir: container.working_dir.clone().unwrap_or_default(),
+            // Literal values only; values from ConfigMaps, Secrets and fields come later.
+            env: container
+                .env
+                .iter()
+                .flatten()
+                .filter(|var| var.value_from.is_none())
+                .map(|var| (var.name.clone(), var.value.clone().unwrap_or_default()))
+                .collect(),
             init,
         };
         let runtime = self.ctx.runtime.clone();

@@ -9,6 +9,7 @@
 //! job ([`crate::pod`]). [`Runtime::container_events`] is CRI's `GetContainerEvents`: a stream
 //! that tells the agent when to look again, so no one polls.
 
+pub mod cri;
 pub mod simulated;
 
 use std::collections::BTreeMap;
@@ -121,6 +122,10 @@ pub struct ContainerConfig {
     pub image: String,
     pub command: Vec<String>,
     pub args: Vec<String>,
+    /// `workingDir`; empty keeps the image's.
+    pub working_dir: String,
+    /// Environment variables, resolved, in order.
+    pub env: Vec<(String, String)>,
     /// True for init containers: they are expected to run to completion.
     pub init: bool,
 }
