@@ -25,7 +25,7 @@ use tokio_util::task::TaskTracker;
 
 use crate::clock::Clock;
 use crate::error::Result;
-use crate::node::{self, Heartbeat, NodeConfig, Timing, LEASE_NAMESPACE};
+use crate::node::{self, Heartbeat, NodeConfig, Registered, Timing, LEASE_NAMESPACE};
 use crate::pod::backoff::BackoffConfig;
 use crate::pod::worker::WorkerContext;
 use crate::pod::{self, KubePodApi, PodApi, PodHandle};
@@ -35,10 +35,20 @@ use crate::runtime::Runtime;
 /// Nodes registered at once.
 const REGISTER_CONCURRENCY: usize = 32;
 
+/// Gives a registered node its container runtime: the node's podCIDR is known only then,
+/// and a real runtime's pod network needs it.
+#[async_trait::async_trait]
+pub trait RuntimeProvider: std::fmt::Debug + Send + Sync + 'static {
+    async fn runtime(&self, node: &NodeConfig, registered: &Registered)
+        -> Result<Arc<dyn Runtime>>;
+}
+
 /// What to run.
 #[derive(Debug, Clone)]
 pub struct FleetConfig {
     pub nodes: Vec<NodeConfig>,
+    /// The nodes' runtime; `None` gives each node a simulated one.
+    pub runtime: Option<Arc<dyn RuntimeProvider>>,
     /// How long a simulated pod sandbox takes to come up.
     pub sandbox_startup: Duration,
     pub backoff: BackoffConfig,
@@ -170,16 +180,19 @@ pub async fn run(
         let Some((node_config, registered)) = next else {
             break;
         };
-        let runtime = SimulatedRuntime::new(
-            SimulatedConfig {
-                sandbox_startup: config.sandbox_startup,
-                pod_cidr: registered.pod_cidr,
-            },
-            clock,
-        );
+        let runtime: Arc<dyn Runtime> = match &config.runtime {
+            Some(provider) => provider.runtime(&node_config, &registered).await?,
+            None => Arc::new(SimulatedRuntime::new(
+                SimulatedConfig {
+                    sandbox_startup: config.sandbox_startup,
+                    pod_cidr: registered.pod_cidr,
+                },
+                clock,
+            )),
+        };
         let agent = Arc::new(NodeAgent {
             ctx: WorkerContext {
-                runtime: Arc::new(runtime.clone()),
+                runtime: runtime.clone(),
                 clock,
                 backoff: config.backoff,
                 host_ip: node_config.internal_ip,
@@ -259,7 +272,7 @@ pub async fn run(
 
 /// Route runtime events to the pods they concern; after falling behind, poke every pod.
 async fn forward_events(
-    runtime: SimulatedRuntime,
+    runtime: Arc<dyn Runtime>,
     node: Arc<NodeAgent>,
     cancel: CancellationToken,
 ) {

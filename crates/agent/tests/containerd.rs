@@ -391,6 +391,12 @@ async fn pods_run_in_real_containers_and_leave_nothing_behind() -> anyhow::Resul
         Err(RuntimeError::NotFound { .. })
     ));
     ensure!(!netns.exists(), "{} is left", netns.display());
+    ensure!(
+        std::fs::read_dir(node.layout.pod_log_dir())?
+            .next()
+            .is_none(),
+        "pod logs are left"
+    );
     let cgroups: HashSet<_> = std::fs::read_dir("/sys/fs/cgroup")?
         .flatten()
         .map(|h| h.path().join(format!("navarch/pod{}", config.uid)))

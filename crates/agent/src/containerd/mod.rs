@@ -2,13 +2,15 @@
 //! ([`config`]), the supervised child process ([`supervisor::Containerd`]), images imported
 //! without a registry ([`images`]) and the host routes around the pod network ([`network`]).
 //!
-//! Start at [`supervisor::Containerd::start`]; then [`images::import_pause_image`], and
+//! [`run_containerd_node`] puts it all together for one node. Piece by piece: start at
+//! [`supervisor::Containerd::start`]; then [`images::import_pause_image`], and
 //! [`write_cni_config`] once the node's podCIDR is known. The CRI client that drives the
 //! running containerd is [`crate::runtime::cri`].
 
 pub mod config;
 pub mod images;
 pub mod network;
+pub mod node;
 pub mod oci;
 pub mod supervisor;
 
@@ -16,6 +18,7 @@ use ipnet::Ipv4Net;
 
 pub use config::{CgroupDriver, ContainerdConfig, Layout};
 pub use images::{import_image, import_pause_image, PAUSE_IMAGE};
+pub use node::{run_containerd_node, start_containerd, ContainerdNodeConfig};
 pub use supervisor::Containerd;
 
 use crate::error::{Error, Result};

@@ -189,9 +189,14 @@ fn namespace_options() -> cri::NamespaceOption {
 }
 
 fn pod_log_dir(pod: &PodSandboxConfig, options: &CriOptions) -> PathBuf {
+    log_dir(options, &pod.namespace, &pod.name, &pod.uid)
+}
+
+/// The kubelet's layout: `PODS/NAMESPACE_NAME_UID`.
+fn log_dir(options: &CriOptions, namespace: &str, name: &str, uid: &str) -> PathBuf {
     options
         .pod_log_dir
-        .join(format!("{}_{}_{}", pod.namespace, pod.name, pod.uid))
+        .join(format!("{namespace}_{name}_{uid}"))
 }
 
 /// The CRI container configuration (log path relative to the sandbox's log directory).
@@ -581,8 +586,8 @@ impl Runtime for CriRuntime {
     }
 
     async fn remove_pod_sandbox(&self, sandbox_id: &str) -> RuntimeResult<()> {
-        let pod_uid = match self.pod_sandbox_status(sandbox_id).await {
-            Ok(status) => status.pod_uid,
+        let sandbox = match self.pod_sandbox_status(sandbox_id).await {
+            Ok(status) => status,
             Err(RuntimeError::NotFound { .. }) => return Ok(()),
             Err(e) => return Err(e),
         };
@@ -602,7 +607,19 @@ impl Runtime for CriRuntime {
                 ))
             }
         }
-        self.remove_cgroup_parent(&pod_uid);
+        self.remove_cgroup_parent(&sandbox.pod_uid);
+        // The pod's logs go with it, as the kubelet's garbage collection removes them.
+        let logs = log_dir(
+            &self.options,
+            &sandbox.namespace,
+            &sandbox.name,
+            &sandbox.pod_uid,
+        );
+        match std::fs::remove_dir_all(&logs) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => tracing::warn!(path = %logs.display(), error = %e, "cannot remove pod logs"),
+        }
         Ok(())
     }
 
