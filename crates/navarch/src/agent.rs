@@ -15,6 +15,7 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
+use navarch_agent::containerd::{run_containerd_node, ContainerdNodeConfig};
 use navarch_agent::fleet::{self, FleetConfig, Progress};
 use navarch_agent::node::{NodeConfig, Timing};
 use navarch_agent::pod::backoff::BackoffConfig;
@@ -27,19 +28,89 @@ use crate::cli::{AgentArgs, ConnectArgs, RuntimeKind, SimulateArgs, SimulatedNod
 const DEFAULT_CA_FILE: &str = "/var/lib/navarch/tls/ca.crt";
 
 pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
-    match args.runtime {
-        RuntimeKind::Simulated => {}
-        RuntimeKind::Containerd => {
-            bail!("the containerd runtime is not implemented yet; run with --runtime simulated")
-        }
-    }
     let name = match args.node_name {
         Some(name) => name,
         None => hostname()?,
     };
     let client = connect(&args.connect, Some(&name)).await?;
     let config = node_config(&name, args.node_ip, &args.node);
-    run_fleet(client, vec![config], &args.node, false, true, shutdown).await
+    match args.runtime {
+        RuntimeKind::Simulated => {
+            run_fleet(client, vec![config], &args.node, false, true, shutdown).await
+        }
+        RuntimeKind::Containerd => {
+            let routes = vec![DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR]
+                .into_iter()
+                .map(|cidr| cidr.parse().expect("a valid CIDR"))
+                .collect();
+            run_containerd(
+                client,
+                config,
+                &args.data_dir,
+                args.container_runtime_endpoint.as_deref(),
+                routes,
+                &args.node,
+                shutdown,
+            )
+            .await
+        }
+    }
+}
+
+/// The ranges an agent keeps on its machine when it does not know the cluster's own.
+const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+const DEFAULT_SERVICE_CIDR: &str = "10.43.0.0/16";
+
+/// Run one node on containerd — started by the agent in `data_dir`, or the CRI runtime at
+/// `endpoint` — until `shutdown`. `blackhole_routes` are the cluster and service CIDRs.
+pub(crate) async fn run_containerd(
+    client: Client,
+    mut node: NodeConfig,
+    data_dir: &Path,
+    endpoint: Option<&str>,
+    blackhole_routes: Vec<ipnet::IpNet>,
+    sim: &SimulatedNodeArgs,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    node.os_image = os_image();
+    let endpoint = endpoint
+        .map(navarch_agent::runtime::cri::endpoint_socket)
+        .transpose()?;
+    let config = ContainerdNodeConfig {
+        node,
+        data_dir: data_dir.to_path_buf(),
+        endpoint,
+        blackhole_routes,
+        backoff: BackoffConfig {
+            initial: sim.crashloop_backoff_initial,
+            max: sim.crashloop_backoff_max,
+        },
+        timing: Timing::default(),
+    };
+    let started = Instant::now();
+    run_containerd_node(client, config, shutdown, |progress| {
+        if let Progress::Ready { .. } = progress {
+            tracing::info!(
+                seconds = started.elapsed().as_secs_f64(),
+                "node registered; running pods on containerd"
+            );
+        }
+    })
+    .await?;
+    tracing::info!("stopped");
+    Ok(())
+}
+
+/// `PRETTY_NAME` from `/etc/os-release`, the Node's `osImage` as the kubelet reports it.
+fn os_image() -> String {
+    std::fs::read_to_string("/etc/os-release")
+        .ok()
+        .and_then(|text| {
+            text.lines()
+                .find_map(|line| line.strip_prefix("PRETTY_NAME="))
+                .map(|value| value.trim_matches('"').to_string())
+        })
+        .unwrap_or_else(|| "Linux".to_string())
 }
 
 pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> anyhow::Result<()> {
@@ -67,6 +138,7 @@ pub(crate) async fn run_fleet(
 ) -> anyhow::Result<()> {
     let config = FleetConfig {
         nodes,
+        runtime: None,
         sandbox_startup: sim.pod_startup,
         backoff: BackoffConfig {
             initial: sim.crashloop_backoff_initial,

@@ -31,6 +31,44 @@ pub enum Command {
     /// Run a single-node cluster: the control plane and this machine's node agent in one
     /// process.
     Up(UpArgs),
+    /// Import, list and remove the images of this node's container runtime (no registry
+    /// needed).
+    Images(ImagesArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImagesArgs {
+    /// The agent's data dir: its containerd listens on DIR/containerd/containerd.sock.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "/var/lib/navarch",
+        global = true
+    )]
+    pub data_dir: PathBuf,
+
+    /// Another CRI runtime's socket (unix:///PATH) instead of the agent's containerd.
+    #[arg(long, value_name = "URL", global = true)]
+    pub container_runtime_endpoint: Option<String>,
+
+    #[command(subcommand)]
+    pub command: ImagesCommand,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImagesCommand {
+    /// Import an OCI or Docker image archive (FILE.tar).
+    Import {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// List the images.
+    Ls,
+    /// Remove images by name or id.
+    Rm {
+        #[arg(value_name = "IMAGE", required = true)]
+        images: Vec<String>,
+    },
 }
 
 /// How an agent reaches and authenticates to the API server.
@@ -95,7 +133,7 @@ pub struct SimulatedNodeArgs {
 /// Container runtimes an agent can drive.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RuntimeKind {
-    /// containerd over CRI (not implemented yet).
+    /// containerd over CRI, started and supervised by the agent.
     Containerd,
     /// Nothing runs; pods become Running after --pod-startup.
     Simulated,

@@ -6,6 +6,7 @@ mod agent;
 mod cli;
 mod data_dir;
 mod datastore;
+mod images;
 mod in_process;
 #[cfg(test)]
 mod scheduler_tests;
@@ -59,6 +60,7 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
         Command::Agent(args) => agent::run_agent(args, shutdown).await,
         Command::Simulate(args) => agent::run_simulate(args, shutdown).await,
         Command::Up(args) => up::run(args, shutdown).await,
+        Command::Images(args) => images::run(args).await,
     }
 }
 
