@@ -14,7 +14,7 @@ TEST_DEPS := etcd-server etcd-client python3-venv
 PYTHON_CLIENT := kubernetes==33.1.0
 PYENV := target/pyenv
 
-.PHONY: up test deps test-deps python-deps build release lint bench bench-store bench-api fmt
+.PHONY: up test deps test-deps python-deps test-image build release lint bench bench-store bench-api fmt
 
 # Debian packages, then the Rust toolchain (rustup) if cargo is missing.
 deps:
@@ -42,7 +42,14 @@ python-deps: test-deps
 	  $(PYENV)/bin/pip install -q --disable-pip-version-check '$(PYTHON_CLIENT)' && \
 	  touch $(PYENV)/.installed-$(PYTHON_CLIENT); }
 
-test: test-deps python-deps
+# The busybox test image (navarch.local/busybox:1) as an OCI archive, built from Debian's
+# busybox-static without a registry; `navarch images import` loads it.
+test-image: target/images/busybox.tar
+
+target/images/busybox.tar: scripts/build-test-image.sh
+	./scripts/build-test-image.sh $@
+
+test: test-deps python-deps test-image
 	$(CARGO) build --workspace --all-targets
 	$(CARGO) nextest run --workspace --no-fail-fast
 
