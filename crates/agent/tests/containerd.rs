@@ -427,3 +427,45 @@ async fn pods_run_in_real_containers_and_leave_nothing_behind() -> anyhow::Resul
     node.failed = false;
     Ok(())
 }
+
+/// An agent that was killed leaves its containerd running; the next start on the same
+/// data dir stops that one and runs its own.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_containerd_left_running_is_replaced_on_start() -> anyhow::Result<()> {
+    let (mut node, _) = start_node().await?;
+    let first = node.containerd.take().context("containerd")?;
+    first.stop().await;
+
+    // What a killed agent leaves behind: containerd running with the node's configuration.
+    let layout = node.layout.clone();
+    let mut orphan = std::process::Command::new("containerd")
+        .arg("--config")
+        .arg(layout.config_file())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()?;
+    std::fs::write(layout.pid_file(), format!("{}\n", orphan.id()))?;
+    wait_for("the orphan's socket", || async {
+        Ok(tokio::net::UnixStream::connect(layout.socket())
+            .await
+            .ok()
+            .map(|_| ()))
+    })
+    .await?;
+
+    let config = ContainerdConfig {
+        layout: layout.clone(),
+        cgroup_driver: CgroupDriver::detect(),
+        sandbox_image: PAUSE_IMAGE.to_string(),
+        runc: runc(),
+        restrict_oom_score_adj: !containerd::config::can_lower_oom_score_adj(),
+    };
+    let second = Containerd::start(config, "containerd").await?;
+    let status = orphan.try_wait()?;
+    ensure!(status.is_some(), "the orphaned containerd still runs");
+    ensure!(second.pid() != Some(orphan.id()));
+    node.containerd = Some(second);
+    ensure!(cri::list_images(&layout.socket()).await.is_ok());
+    node.failed = false;
+    Ok(())
+}

@@ -66,6 +66,10 @@ impl Layout {
     pub fn state(&self) -> PathBuf {
         self.dir().join("state")
     }
+    /// The running containerd's pid, to find one orphaned by an agent that was killed.
+    pub fn pid_file(&self) -> PathBuf {
+        self.dir().join("containerd.pid")
+    }
     pub fn log_file(&self) -> PathBuf {
         self.dir().join("containerd.log")
     }

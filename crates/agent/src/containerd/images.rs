@@ -52,7 +52,7 @@ pub async fn import_pause_image(layout: &Layout) -> Result<()> {
 
 /// The `ctr` binary: beside `containerd` in its package.
 fn ctr() -> PathBuf {
-    PathBuf::from("ctr")
+    super::node::find_program("ctr").unwrap_or_else(|| PathBuf::from("ctr"))
 }
 
 /// Import an OCI or Docker image archive through containerd at `socket`; returns the names

@@ -117,8 +117,56 @@ impl Drop for Containerd {
     }
 }
 
+/// A containerd left running by an agent that was killed (no one stopped it) still holds
+/// the data dir: stop it, so that the new one can start. Its shims and containers live on.
+async fn stop_orphan(layout: &Layout) {
+    let Ok(text) = std::fs::read_to_string(layout.pid_file()) else {
+        return;
+    };
+    let Some(pid) = text
+        .trim()
+        .parse::<i32>()
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+    else {
+        return;
+    };
+    let proc_dir = PathBuf::from(format!("/proc/{}", pid.as_raw_nonzero()));
+    let config = layout.config_file();
+    let ours = |proc_dir: &Path| {
+        std::fs::read(proc_dir.join("cmdline"))
+            .map(|cmdline| {
+                cmdline
+                    .split(|b| *b == 0)
+                    .any(|arg| arg == config.as_os_str().as_encoded_bytes())
+            })
+            .unwrap_or(false)
+    };
+    if !ours(&proc_dir) {
+        return;
+    }
+    tracing::warn!(
+        pid = pid.as_raw_nonzero(),
+        "stopping a containerd left running on this data dir"
+    );
+    let _ = rustix::process::kill_process(pid, rustix::process::Signal::TERM);
+    let deadline = Instant::now() + STOP_GRACE;
+    while ours(&proc_dir) {
+        if Instant::now() >= deadline {
+            let _ = rustix::process::kill_process(pid, rustix::process::Signal::KILL);
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    // After SIGKILL, wait until the kernel has taken it down.
+    while ours(&proc_dir) && Instant::now() < deadline + STOP_GRACE {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
 /// Start containerd and wait for its socket.
 async fn spawn(binary: &Path, layout: &Layout) -> Result<Child> {
+    stop_orphan(layout).await;
     let socket = layout.socket();
     // A socket left by a containerd that was killed would look ready at once.
     match std::fs::remove_file(&socket) {
@@ -151,6 +199,11 @@ async fn spawn(binary: &Path, layout: &Layout) -> Result<Child> {
             command: binary.display().to_string(),
             message: e.to_string(),
         })?;
+    if let Some(pid) = child.id() {
+        let file = layout.pid_file();
+        std::fs::write(&file, format!("{pid}\n"))
+            .map_err(io_error(format!("cannot write {}", file.display())))?;
+    }
     tracing::info!(pid = child.id(), socket = %socket.display(), "containerd started");
 
     let deadline = Instant::now() + START_TIMEOUT;
