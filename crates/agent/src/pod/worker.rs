@@ -31,7 +31,9 @@ use super::backoff::{Backoff, BackoffConfig};
 use super::status;
 use crate::clock::{seconds, Clock};
 use crate::error::RuntimeError;
-use crate::runtime::{ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime};
+use crate::runtime::{
+    ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime, SandboxState,
+};
 
 /// Default `terminationGracePeriodSeconds`.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
@@ -148,6 +150,8 @@ pub struct PodWorker {
     finished_before: bool,
     /// Every container has terminated for good (restart policy) or was stopped (deletion).
     done: bool,
+    /// The runtime was asked for what it already runs of this pod ([`PodWorker::adopt`]).
+    adopted: bool,
     last_status: Option<PodStatus>,
 }
 
@@ -186,6 +190,7 @@ impl PodWorker {
             start_time,
             finished_before,
             done: false,
+            adopted: false,
             last_status: None,
         }
     }
@@ -242,8 +247,75 @@ impl PodWorker {
         }
     }
 
+    /// After an agent restart the runtime may already run this pod: take over its ready
+    /// sandbox and the latest attempt of each container in it (restart counts are the
+    /// attempts), as the kubelet does from its runtime cache, instead of starting anew.
+    /// Sandboxes of the pod that are no longer ready are removed, so that a new one can take
+    /// their name. Until the runtime answers, this is tried again at each sync.
+    async fn adopt(&mut self) {
+        let uid = self.pod.metadata.uid.clone().unwrap_or_default();
+        let mut sandboxes = match self.ctx.runtime.pod_sandboxes(&uid).await {
+            Ok(sandboxes) => sandboxes,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot list the pod's sandboxes");
+                return;
+            }
+        };
+        sandboxes.sort_by_key(|s| std::cmp::Reverse(s.created_at));
+        let ready = sandboxes
+            .iter()
+            .position(|s| s.state == SandboxState::Ready);
+        let mut adopted = None;
+        for (i, sandbox) in sandboxes.into_iter().enumerate() {
+            if Some(i) == ready {
+                adopted = Some(sandbox);
+                continue;
+            }
+            let removed = match self.ctx.runtime.stop_pod_sandbox(&sandbox.id).await {
+                Ok(()) => self.ctx.runtime.remove_pod_sandbox(&sandbox.id).await,
+                Err(e) => Err(e),
+            };
+            if let Err(e) = removed {
+                tracing::warn!(sandbox.id = %sandbox.id, error = %e, "cannot remove a stale sandbox");
+                return;
+            }
+        }
+        if let Some(sandbox) = adopted {
+            let containers = match self.ctx.runtime.list_containers(Some(&sandbox.id)).await {
+                Ok(containers) => containers,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot list the pod's containers");
+                    return;
+                }
+            };
+            let mut by_name: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
+            for container in containers {
+                by_name
+                    .entry(container.name.clone())
+                    .or_default()
+                    .push(container);
+            }
+            for (name, mut attempts) in by_name {
+                attempts.sort_by_key(|c| std::cmp::Reverse(c.attempt));
+                let mut attempts = attempts.into_iter();
+                let record = self.containers.entry(name).or_default();
+                record.current = attempts.next();
+                record.last = attempts.next();
+                record.restart_count = record.current.as_ref().map_or(0, |c| c.attempt as i32);
+            }
+            tracing::info!(sandbox.id = %sandbox.id, "adopted the pod's running sandbox");
+            self.pod_ip = sandbox.ip;
+            self.sandbox_ready = true;
+            self.sandbox = Some((sandbox.id, self.sandbox_config()));
+        }
+        self.adopted = true;
+    }
+
     /// Look at the runtime and take the next steps; see the module docs.
     pub async fn sync(&mut self) -> SyncOutcome {
+        if !self.adopted {
+            self.adopt().await;
+        }
         self.refresh().await;
         if self.finished_before {
             return SyncOutcome {

@@ -429,6 +429,30 @@ impl CriRuntime {
             .map(PathBuf::from))
     }
 
+    /// Sandboxes with their statuses (the list has no addresses).
+    async fn sandboxes(
+        &self,
+        filter: Option<cri::PodSandboxFilter>,
+    ) -> RuntimeResult<Vec<PodSandboxStatus>> {
+        let list = self
+            .runtime
+            .clone()
+            .list_pod_sandbox(cri::ListPodSandboxRequest { filter })
+            .await
+            .map_err(call_error("ListPodSandbox", "pod sandbox", ""))?
+            .into_inner();
+        let mut out = Vec::with_capacity(list.items.len());
+        for item in list.items {
+            match self.pod_sandbox_status(&item.id).await {
+                Ok(status) => out.push(status),
+                // Removed in between.
+                Err(RuntimeError::NotFound { .. }) => {}
+                Err(e) => return Err(e),
+            }
+        }
+        Ok(out)
+    }
+
     fn remove_cgroup_parent(&self, pod_uid: &str) {
         if self.options.cgroup_driver != CgroupDriver::Cgroupfs || pod_uid.is_empty() {
             return;
@@ -644,23 +668,15 @@ impl Runtime for CriRuntime {
     }
 
     async fn list_pod_sandboxes(&self) -> RuntimeResult<Vec<PodSandboxStatus>> {
-        let list = self
-            .runtime
-            .clone()
-            .list_pod_sandbox(cri::ListPodSandboxRequest { filter: None })
-            .await
-            .map_err(call_error("ListPodSandbox", "pod sandbox", ""))?
-            .into_inner();
-        let mut out = Vec::with_capacity(list.items.len());
-        for item in list.items {
-            match self.pod_sandbox_status(&item.id).await {
-                Ok(status) => out.push(status),
-                // Removed in between.
-                Err(RuntimeError::NotFound { .. }) => {}
-                Err(e) => return Err(e),
-            }
-        }
-        Ok(out)
+        self.sandboxes(None).await
+    }
+
+    async fn pod_sandboxes(&self, pod_uid: &str) -> RuntimeResult<Vec<PodSandboxStatus>> {
+        let filter = cri::PodSandboxFilter {
+            label_selector: HashMap::from([(LABEL_POD_UID.to_string(), pod_uid.to_string())]),
+            ..Default::default()
+        };
+        self.sandboxes(Some(filter)).await
     }
 
     async fn create_container(

@@ -39,6 +39,11 @@ pub trait Runtime: Send + Sync + 'static {
     async fn remove_pod_sandbox(&self, sandbox_id: &str) -> RuntimeResult<()>;
     async fn pod_sandbox_status(&self, sandbox_id: &str) -> RuntimeResult<PodSandboxStatus>;
     async fn list_pod_sandboxes(&self) -> RuntimeResult<Vec<PodSandboxStatus>>;
+    /// The sandboxes of one pod (after an agent restart: what to adopt).
+    async fn pod_sandboxes(&self, pod_uid: &str) -> RuntimeResult<Vec<PodSandboxStatus>> {
+        let all = self.list_pod_sandboxes().await?;
+        Ok(all.into_iter().filter(|s| s.pod_uid == pod_uid).collect())
+    }
 
     /// Create a container in a sandbox (not started); returns its id.
     async fn create_container(

@@ -559,3 +559,33 @@ async fn a_failing_startup_probe_restarts_the_container() {
     assert!(!status_of(&status, "app").ready);
     assert_eq!(condition(&status, "Ready"), "False");
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_new_worker_adopts_what_the_runtime_already_runs() {
+    let (ctx, runtime) = context(0, BackoffConfig::default());
+    let annotations = json!({"navarch.io/sim-exit.app": "1 after 1s"});
+    let spec = json!({"containers": [container("app"), container("web")]});
+    let mut first = PodWorker::new(ctx.clone(), pod(annotations.clone(), spec.clone()));
+    sync(&mut first).await;
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let (before, _) = sync(&mut first).await;
+    assert_eq!(status_of(&before, "app").restart_count, 1);
+    let sandboxes = runtime.list_pod_sandboxes().await.unwrap();
+    let containers = runtime.list_containers(None).await.unwrap();
+
+    // The agent restarts: a new worker for the same pod finds the sandbox and containers.
+    let mut second = PodWorker::new(ctx, pod(annotations, spec));
+    let (after, _) = sync(&mut second).await;
+    assert_eq!(runtime.list_pod_sandboxes().await.unwrap(), sandboxes);
+    assert_eq!(
+        runtime.list_containers(None).await.unwrap().len(),
+        containers.len()
+    );
+    assert_eq!(after.pod_ip, before.pod_ip);
+    for name in ["app", "web"] {
+        let (old, new) = (status_of(&before, name), status_of(&after, name));
+        assert_eq!(new.container_id, old.container_id, "{name}");
+        assert_eq!(new.restart_count, old.restart_count, "{name}");
+    }
+    assert!(status_of(&after, "web").ready);
+}
