@@ -196,6 +196,25 @@ spec:
     image: {BUSYBOX}
     imagePullPolicy: Never
     command: [httpd, -f, -p, "8080", -h, /var/www]
+    ports: [{{name: http, containerPort: 8080}}]
+    readinessProbe:
+      httpGet: {{path: /, port: http}}
+      periodSeconds: 1
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: unhealthy}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    livenessProbe:
+      tcpSocket: {{port: 9999}}
+      periodSeconds: 1
+      failureThreshold: 1
 ---
 apiVersion: v1
 kind: Pod
@@ -228,6 +247,38 @@ spec:
             )
             .ok()?;
         out.strip_prefix("Running ").map(str::to_string)
+    })?;
+    // The readiness probe reaches httpd over the pod network.
+    wait_for(BOUND, "the web pod to be Ready", || {
+        let ready = kubectl
+            .stdout(
+                &kubeconfig,
+                &[
+                    "get",
+                    "pod",
+                    "web",
+                    "-o",
+                    "jsonpath={.status.conditions[?(@.type==\"Ready\")].status}",
+                ],
+            )
+            .ok()?;
+        (ready == "True").then_some(())
+    })?;
+    // A liveness probe that finds nothing listening restarts the container.
+    wait_for(BOUND, "the unhealthy pod to restart", || {
+        let restarts = kubectl
+            .stdout(
+                &kubeconfig,
+                &[
+                    "get",
+                    "pod",
+                    "unhealthy",
+                    "-o",
+                    "jsonpath={.status.containerStatuses[0].restartCount}",
+                ],
+            )
+            .ok()?;
+        (restarts.parse::<u32>().ok()? >= 1).then_some(())
     })?;
     let pod_net = format!("10.{second}.");
     ensure!(

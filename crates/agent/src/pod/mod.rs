@@ -9,6 +9,7 @@
 //! is killed and forgotten.
 
 pub mod backoff;
+pub mod probe;
 pub mod status;
 pub mod worker;
 

@@ -28,7 +28,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
-use super::status;
+use super::{probe, status};
 use crate::clock::{seconds, Clock};
 use crate::error::RuntimeError;
 use crate::runtime::{
@@ -700,7 +700,7 @@ impl PodWorker {
             }
             for (kind, probe) in kinds {
                 let Some(result) = self
-                    .run_probe(&container.name, &id, kind, probe, started_at, wake)
+                    .run_probe(container, &id, kind, probe, started_at, wake)
                     .await
                 else {
                     continue;
@@ -743,13 +743,14 @@ impl PodWorker {
     /// one this time (startup and liveness), or readiness as it now stands.
     async fn run_probe(
         &mut self,
-        name: &str,
+        container: &Container,
         container_id: &str,
         kind: ProbeKind,
         probe: &Probe,
         started_at: Instant,
         wake: &mut Option<Instant>,
     ) -> Option<bool> {
+        let name = container.name.as_str();
         let now = Instant::now();
         let state = self.probe_state(name, kind)?;
         let initial_delay = probe.initial_delay_seconds.unwrap_or(0).max(0) as u64;
@@ -770,9 +771,20 @@ impl PodWorker {
                     Ok(result) if result.exit_code == 0
                 )
             }
-            // HTTP, TCP and gRPC probes need the pod network, which comes with the CRI
-            // runtime; until then they count as passing.
-            None => true,
+            // HTTP, TCP and gRPC probes need a pod network this machine reaches; on
+            // simulated nodes they count as passing.
+            None if !self.ctx.runtime.pod_network_reachable() => true,
+            None => {
+                let ports = container.ports.as_deref().unwrap_or_default();
+                match probe::check(probe, self.pod_ip, ports) {
+                    Some(Ok(check)) => probe::run(&check, timeout).await,
+                    Some(Err(e)) => {
+                        tracing::debug!(container = %name, error = %e, "probe cannot run");
+                        false
+                    }
+                    None => true,
+                }
+            }
         };
         let state = self.probe_state(name, kind)?;
         state.next_at = Some(now + period);

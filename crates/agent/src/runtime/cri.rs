@@ -848,6 +848,10 @@ impl Runtime for CriRuntime {
         image_status(&mut self.images.clone(), image).await
     }
 
+    fn pod_network_reachable(&self) -> bool {
+        true
+    }
+
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
         self.events.subscribe()
     }

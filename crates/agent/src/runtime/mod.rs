@@ -77,6 +77,12 @@ pub trait Runtime: Send + Sync + 'static {
     /// The image if present locally.
     async fn image_status(&self, image: &str) -> RuntimeResult<Option<Image>>;
 
+    /// Whether pods get addresses this machine can reach, so that the agent's own HTTP and
+    /// TCP probes mean something. Simulated addresses answer nothing.
+    fn pod_network_reachable(&self) -> bool {
+        false
+    }
+
     /// Container lifecycle events (created, started, exited, deleted). Receivers that fall
     /// behind get `Lagged` and should look at every container again.
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent>;
