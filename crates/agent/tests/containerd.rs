@@ -83,6 +83,8 @@ struct Node {
     blackhole: IpNet,
     /// Set until the test passes, so that a failure shows containerd's log.
     failed: bool,
+    /// A dummy interface standing for "off the machine", when the test made one.
+    outside: Option<String>,
 }
 
 impl Node {
@@ -105,6 +107,11 @@ impl Drop for Node {
         let layout = self.layout.clone();
         let bridge = self.bridge.clone();
         let blackhole = self.blackhole;
+        if let Some(outside) = self.outside.take() {
+            let _ = std::process::Command::new("ip")
+                .args(["link", "delete", &outside])
+                .status();
+        }
         let pid = self.containerd.as_ref().and_then(|c| c.pid());
         // Drop cannot await, and the test's runtime may be the one unwinding: clean up on a
         // thread with its own runtime while containerd still runs.
@@ -157,6 +164,7 @@ async fn start_node() -> anyhow::Result<(Node, Ipv4Net)> {
         bridge: containerd::config::bridge_name(&name),
         blackhole: IpNet::V4(around),
         failed: true,
+        outside: None,
     };
     let config = ContainerdConfig {
         layout: layout.clone(),
@@ -319,6 +327,64 @@ async fn pods_run_in_real_containers_and_leave_nothing_behind() -> anyhow::Resul
     })
     .await?;
     ensure!(page.contains("navarch test image"), "{page}");
+
+    // A connection from the pod to an address beyond another interface is dropped by the
+    // egress filter. That interface is one end of a veth pair whose other end is on this
+    // machine too (and ignores the frames), so nothing could leave even without the filter.
+    let outside = format!("ctdo{}", &node.bridge[2..]);
+    let peer = format!("ctdp{}", &node.bridge[2..]);
+    let third = pod_cidr.network().octets()[2];
+    let far = format!("198.18.{third}.2");
+    let subnet = format!("198.18.{third}.1/24");
+    node.outside = Some(outside.clone());
+    let ip_ok = |args: &[&str]| -> anyhow::Result<()> {
+        let status = std::process::Command::new("ip").args(args).status()?;
+        ensure!(status.success(), "ip {args:?} failed");
+        Ok(())
+    };
+    ip_ok(&[
+        "link", "add", &outside, "type", "veth", "peer", "name", &peer,
+    ])?;
+    for name in [&outside, &peer] {
+        // No IPv6 chatter on these links, so their packet counters move only for the pod.
+        std::fs::write(format!("/proc/sys/net/ipv6/conf/{name}/disable_ipv6"), "1")?;
+    }
+    ip_ok(&["addr", "add", &subnet, "dev", &outside])?;
+    ip_ok(&["link", "set", &outside, "up"])?;
+    ip_ok(&["link", "set", &peer, "up"])?;
+    ip_ok(&[
+        "neigh",
+        "replace",
+        &far,
+        "lladdr",
+        "02:00:00:00:00:01",
+        "dev",
+        &outside,
+    ])?;
+    network::ensure_pod_egress_filter().await?;
+    let sent = || -> anyhow::Result<u64> {
+        let path = format!("/sys/class/net/{outside}/statistics/tx_packets");
+        Ok(std::fs::read_to_string(path)?.trim().parse()?)
+    };
+    let before = sent()?;
+    let attempt = runtime
+        .exec_sync(
+            &server_id,
+            &[
+                "nc".into(),
+                "-w".into(),
+                "1".into(),
+                far.clone(),
+                "80".into(),
+            ],
+            Duration::from_secs(5),
+        )
+        .await?;
+    ensure!(attempt.exit_code != 0, "the pod reached {far}: {attempt:?}");
+    ensure!(
+        sent()? == before,
+        "the pod's packets went out through {outside}"
+    );
 
     // The relist turns the start into an event.
     wait_for("a Started event", || {

@@ -1,12 +1,20 @@
 //! The host side of the pod network that is not CNI's job: blackhole routes so that pod and
 //! service addresses never leave the machine, and removing the node's bridge on cleanup.
 //!
+//! Forwarding is on for the bridge (the CNI plugin turns it on), and with `ipMasq` off a
+//! pod's packet to an outside address would still leave with its pod address as source: the
+//! nftables table `inet navarch_agent` drops new connections from the pod bridges (`nv*`)
+//! to any other interface. Replies to connections made to pods (NodePorts) still pass.
+//!
 //! A blackhole route for the cluster CIDR (`10.42.0.0/16`) loses to the more specific `/24`
 //! the bridge gets for this node's pods, so local pods are reached and every other pod or
 //! service address is dropped here instead of following the default route. Done with
 //! iproute2's `ip`, as the CNI plugins themselves are separate programs too.
 
+use std::process::Stdio;
+
 use ipnet::IpNet;
+use tokio::io::AsyncWriteExt;
 use tokio::process::Command;
 
 use crate::error::Error;
@@ -67,4 +75,78 @@ pub async fn remove_bridge(name: &str) -> Result<(), Error> {
         });
     }
     Ok(())
+}
+
+/// The nftables table of [`pod_egress_filter`].
+pub const EGRESS_TABLE: &str = "navarch_agent";
+
+/// The ruleset that keeps pod-initiated traffic on the machine, replacing any earlier
+/// version of the table in one transaction.
+pub fn pod_egress_filter() -> String {
+    format!(
+        r#"table inet {EGRESS_TABLE} {{}}
+delete table inet {EGRESS_TABLE}
+table inet {EGRESS_TABLE} {{
+  chain forward {{
+    type filter hook forward priority filter - 10; policy accept;
+    iifname "nv*" oifname != "nv*" ct state new counter drop
+  }}
+}}
+"#
+    )
+}
+
+async fn nft(input: Option<&str>, args: &[&str]) -> Result<(), Error> {
+    let command = format!("nft {}", args.join(" "));
+    let failed = |message: String| Error::Command {
+        command: command.clone(),
+        message,
+    };
+    let mut child = Command::new("nft")
+        .args(args)
+        .stdin(if input.is_some() {
+            Stdio::piped()
+        } else {
+            Stdio::null()
+        })
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| failed(e.to_string()))?;
+    if let (Some(input), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin
+            .write_all(input.as_bytes())
+            .await
+            .map_err(|e| failed(e.to_string()))?;
+    }
+    let output = child
+        .wait_with_output()
+        .await
+        .map_err(|e| failed(e.to_string()))?;
+    if !output.status.success() {
+        return Err(failed(
+            String::from_utf8_lossy(&output.stderr).trim().to_string(),
+        ));
+    }
+    Ok(())
+}
+
+/// Install [`pod_egress_filter`] (idempotent).
+pub async fn ensure_pod_egress_filter() -> Result<(), Error> {
+    nft(Some(&pod_egress_filter()), &["-f", "-"]).await
+}
+
+/// Whether the table of [`pod_egress_filter`] is there.
+pub async fn pod_egress_filter_installed() -> bool {
+    nft(None, &["list", "table", "inet", EGRESS_TABLE])
+        .await
+        .is_ok()
+}
+
+/// Remove the table of [`pod_egress_filter`]; a missing one is fine.
+pub async fn remove_pod_egress_filter() -> Result<(), Error> {
+    if !pod_egress_filter_installed().await {
+        return Ok(());
+    }
+    nft(None, &["delete", "table", "inet", EGRESS_TABLE]).await
 }

@@ -115,7 +115,8 @@ impl RuntimeProvider for CniProvider {
 }
 
 /// Run one node on containerd until `shutdown`: start containerd (unless `endpoint` names
-/// another runtime), import the pause image, add the blackhole routes, connect over CRI,
+/// another runtime), import the pause image, add the blackhole routes (and, for our own
+/// bridge, the pod egress filter of [`network::pod_egress_filter`]), connect over CRI,
 /// register the node and run its pods. containerd is stopped on the way out; the pods'
 /// containers keep running under their shims and are adopted by the next start.
 pub async fn run_containerd_node(
@@ -135,6 +136,9 @@ pub async fn run_containerd_node(
     };
     let result = async {
         network::ensure_blackhole_routes(&config.blackhole_routes).await?;
+        if containerd.is_some() {
+            network::ensure_pod_egress_filter().await?;
+        }
         let runtime = CriRuntime::connect(CriOptions::new(socket, layout.pod_log_dir())).await?;
         let version = runtime.version();
         let mut node = config.node.clone();
