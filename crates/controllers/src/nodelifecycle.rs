@@ -18,6 +18,7 @@
 //! All decisions are pure methods over the objects and an explicit clock; [`run`] feeds them
 //! from watches and performs the returned [`Action`]s in order.
 
+use std::borrow::Borrow;
 use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
@@ -257,11 +258,11 @@ impl Monitor {
     }
 
     /// One health pass over all nodes (upstream's `monitorNodeHealth`).
-    pub fn monitor(
+    pub fn monitor<P: Borrow<Pod>>(
         &mut self,
         nodes: &[Node],
         leases: &HashMap<String, Timestamp>,
-        pods: &[Pod],
+        pods: &[P],
         now: Timestamp,
     ) -> Vec<Action> {
         let mut actions = Vec::new();
@@ -794,8 +795,9 @@ pub fn swap_taints(
 
 /// The pods on `node` whose Ready condition is not already False (upstream's
 /// `MarkPodsNotReady` skips the others).
-fn mark_pods_not_ready(node: &str, pods: &[Pod]) -> Vec<Action> {
+fn mark_pods_not_ready<P: Borrow<Pod>>(node: &str, pods: &[P]) -> Vec<Action> {
     pods.iter()
+        .map(Borrow::borrow)
         .filter(|p| pods::node_name(p) == Some(node))
         .filter(|p| {
             p.status
@@ -936,7 +938,7 @@ pub async fn run(client: Client, config: Config, shutdown: CancellationToken) {
                     .iter()
                     .filter_map(|l| Some((l.name_any(), l.spec.as_ref()?.renew_time.as_ref()?.0)))
                     .collect();
-                let pods: Vec<Pod> = pod_store.state().iter().map(|p| (**p).clone()).collect();
+                let pods: Vec<Arc<Pod>> = pod_store.state();
                 let live: HashSet<&str> = pods.iter().filter_map(|p| p.metadata.uid.as_deref()).collect();
                 assigned.retain(|uid, _| live.contains(uid.as_str()));
                 let actions = monitor.monitor(&nodes, &leases, &pods, Timestamp::now());
@@ -1085,6 +1087,9 @@ async fn swap_node_taints(
 
 #[cfg(test)]
 mod tests {
+    /// An empty pod list for [`Monitor::monitor`].
+    const NO_PODS: &[Pod] = &[];
+
     use super::*;
     use k8s_openapi::api::core::v1::{NodeSpec, NodeStatus, PodCondition, PodSpec, PodStatus};
     use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
@@ -1218,10 +1223,10 @@ mod tests {
     fn a_node_renewing_its_lease_stays_ready() {
         let mut m = Monitor::new(GRACE, NODE_STARTUP_GRACE_PERIOD);
         let nodes = vec![node("a", Some(("True", -100)))];
-        let first = m.monitor(&nodes, &leases(&[("a", 0)]), &[], t(0));
+        let first = m.monitor(&nodes, &leases(&[("a", 0)]), NO_PODS, t(0));
         assert_eq!(reasons(&first), ["event a RegisteredNode"]);
         for s in (5..200).step_by(5) {
-            let actions = m.monitor(&nodes, &leases(&[("a", s - 1)]), &[], t(s));
+            let actions = m.monitor(&nodes, &leases(&[("a", s - 1)]), NO_PODS, t(s));
             assert!(actions.is_empty(), "at {s}: {actions:?}");
         }
     }
@@ -1280,7 +1285,7 @@ mod tests {
         let mut m = Monitor::new(GRACE, NODE_STARTUP_GRACE_PERIOD);
         // Created at -100: the startup grace period is measured from creation.
         let nodes = vec![node("a", None)];
-        let actions = m.monitor(&nodes, &HashMap::new(), &[], t(0));
+        let actions = m.monitor(&nodes, &HashMap::new(), NO_PODS, t(0));
         assert_eq!(reasons(&actions), ["event a RegisteredNode", "status a"]);
         let Action::UpdateStatus { node: written } = &actions[1] else {
             unreachable!()
@@ -1301,7 +1306,7 @@ mod tests {
         let mut m = Monitor::new(GRACE, NODE_STARTUP_GRACE_PERIOD);
         let mut young = node("b", None);
         young.metadata.creation_timestamp = Some(Time(t(-30)));
-        let actions = m.monitor(&[young], &HashMap::new(), &[], t(0));
+        let actions = m.monitor(&[young], &HashMap::new(), NO_PODS, t(0));
         assert_eq!(reasons(&actions), ["event b RegisteredNode"]);
     }
 
@@ -1313,11 +1318,11 @@ mod tests {
             node("b", Some(("True", 0))),
             node("c", Some(("True", 0))),
         ];
-        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0), ("c", 0)]), &[], t(0));
+        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0), ("c", 0)]), NO_PODS, t(0));
         let actions = m.monitor(
             &nodes,
             &leases(&[("a", 55), ("b", 0), ("c", 0)]),
-            &[],
+            NO_PODS,
             t(55),
         );
         assert_eq!(
@@ -1336,7 +1341,7 @@ mod tests {
         let actions = m.monitor(
             &nodes,
             &leases(&[("a", 60), ("b", 0), ("c", 0)]),
-            &[],
+            NO_PODS,
             t(60),
         );
         assert!(actions.is_empty(), "{actions:?}");
@@ -1359,7 +1364,7 @@ mod tests {
         m.monitor(
             &nodes,
             &leases(&[("a", 75), ("b", 0), ("c", 0)]),
-            &[],
+            NO_PODS,
             t(75),
         );
         assert!(m.tainting_pass(&by_name(&nodes), t(100)).is_empty());
@@ -1377,7 +1382,7 @@ mod tests {
             ],
         );
         // Seen for the first time: a node that is known to be reachable loses them at once.
-        let actions = m.monitor(&[healthy, back], &leases(&[("a", 0), ("b", 0)]), &[], t(0));
+        let actions = m.monitor(&[healthy, back], &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(0));
         assert_eq!(
             reasons(&actions),
             [
@@ -1412,10 +1417,10 @@ mod tests {
         m.monitor(
             &[a.clone(), node("b", Some(("True", 0)))],
             &leases(&[("a", 0), ("b", 0)]),
-            &[],
+            NO_PODS,
             t(0),
         );
-        let actions = m.monitor(&[a, b], &leases(&[("a", 5), ("b", 5)]), &[], t(5));
+        let actions = m.monitor(&[a, b], &leases(&[("a", 5), ("b", 5)]), NO_PODS, t(5));
         assert_eq!(
             reasons(&actions),
             [r#"taints b +["node.kubernetes.io/not-ready"] -["node.kubernetes.io/unreachable"]"#]
@@ -1426,18 +1431,18 @@ mod tests {
     fn when_every_node_is_down_no_node_is_tainted() {
         let mut m = Monitor::new(GRACE, NODE_STARTUP_GRACE_PERIOD);
         let mut nodes = vec![node("a", Some(("True", 0))), node("b", Some(("True", 0)))];
-        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), &[], t(0));
-        let actions = m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), &[], t(55));
+        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(0));
+        let actions = m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(55));
         apply(&mut nodes, &actions, t(55));
         assert_eq!(m.zone_state(""), Some(ZoneState::FullDisruption));
         nodes[0] = with_taints(nodes[0].clone(), &[(TAINT_UNREACHABLE, NO_EXECUTE)]);
-        let actions = m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), &[], t(60));
+        let actions = m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(60));
         // Still fully disrupted: nothing changes, and the queue admits nobody.
         assert!(actions.is_empty(), "{actions:?}");
         assert!(m.tainting_pass(&by_name(&nodes), t(120)).is_empty());
         // One node back: normal again, with every probe restarted.
         nodes[0] = node("a", Some(("True", 65)));
-        let actions = m.monitor(&nodes, &leases(&[("a", 65), ("b", 0)]), &[], t(65));
+        let actions = m.monitor(&nodes, &leases(&[("a", 65), ("b", 0)]), NO_PODS, t(65));
         assert_eq!(m.zone_state(""), Some(ZoneState::Normal));
         assert!(!reasons(&actions).iter().any(|r| r.starts_with("status b")));
     }
@@ -1531,7 +1536,7 @@ mod tests {
     fn a_pod_bound_to_a_not_ready_node_is_marked_not_ready() {
         let mut m = Monitor::new(GRACE, NODE_STARTUP_GRACE_PERIOD);
         let nodes = vec![node("a", Some(("True", 0))), node("b", Some(("False", 0)))];
-        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), &[], t(0));
+        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(0));
         assert_eq!(m.pod_assigned(&pod("p", "a", "True")), None);
         assert_eq!(
             m.pod_assigned(&pod("p", "b", "True")),
