@@ -60,6 +60,8 @@ pub struct CacheEvent {
     pub object: Arc<Value>,
     /// The object before the change (for selector transitions).
     pub prev: Option<Arc<Value>>,
+    /// `object` serialized as JSON, shared by every watcher that sends it unchanged.
+    pub json: std::sync::OnceLock<bytes::Bytes>,
 }
 
 /// Turn a stored value into an object in its stored shape: parse it and set
@@ -472,6 +474,7 @@ impl WatchCache {
             revision: ev.kv.mod_revision,
             object,
             prev,
+            json: Default::default(),
         }));
     }
 }

@@ -50,13 +50,26 @@ impl Encoder {
                 t
             }
             Output::Metadata if kind != "ERROR" => super::codec::to_metadata(obj),
-            _ => obj.clone(),
+            _ => return envelope(kind, &serde_json::to_vec(obj).unwrap_or_default()),
         };
-        let mut line =
-            serde_json::to_vec(&json!({"type": kind, "object": object})).unwrap_or_default();
-        line.push(b'\n');
-        Bytes::from(line)
+        envelope(kind, &serde_json::to_vec(&object).unwrap_or_default())
     }
+
+    /// Whether this watcher sends objects exactly as stored (so their JSON can be shared).
+    fn sends_objects_as_stored(&self) -> bool {
+        matches!(self.output, Output::Json | Output::Yaml) && self.def.stored_as.is_none()
+    }
+}
+
+/// One watch event line: `{"type":KIND,"object":OBJECT}` and a newline.
+fn envelope(kind: &str, object: &[u8]) -> Bytes {
+    let mut line = Vec::with_capacity(object.len() + kind.len() + 24);
+    line.extend_from_slice(b"{\"type\":\"");
+    line.extend_from_slice(kind.as_bytes());
+    line.extend_from_slice(b"\",\"object\":");
+    line.extend_from_slice(object);
+    line.extend_from_slice(b"}\n");
+    Bytes::from(line)
 }
 
 fn bookmark(def: &navarch_api::ResourceDef, rev: i64, initial_end: bool) -> Value {
@@ -308,6 +321,7 @@ async fn next_event(source: &mut Source) -> Next {
                     revision: ev.kv.mod_revision,
                     prev: ev.prev_kv.as_ref().and_then(decode_stored).map(Arc::new),
                     object: Arc::new(obj),
+                    json: Default::default(),
                 }))
             }
             Some(Err(navarch_store::Error::Compacted {
@@ -344,6 +358,12 @@ fn encode_change(enc: &mut Encoder, filter: &Filter, ev: &CacheEvent) -> Option<
         (Change::Modified, true, false) => "DELETED",
         _ => return None,
     };
+    if enc.sends_objects_as_stored() {
+        let json = ev
+            .json
+            .get_or_init(|| Bytes::from(serde_json::to_vec(&*ev.object).unwrap_or_default()));
+        return Some(envelope(kind, json));
+    }
     Some(enc.event(kind, &object))
 }
 

@@ -70,6 +70,11 @@ impl Term {
         }
     }
 
+    /// Whether matching depends on namespace labels (a `namespaceSelector` was given).
+    pub fn uses_namespace_labels(&self) -> bool {
+        !matches!(self.namespace_selector, Selector::Nothing)
+    }
+
     /// Whether `pod` (whose namespace has `ns_labels`) is selected by this term.
     pub fn matches(&self, pod: &Pod, ns_labels: Option<&BTreeMap<String, String>>) -> bool {
         (self.namespaces.contains(namespace(pod)) || self.namespace_selector.matches(ns_labels))
@@ -206,6 +211,12 @@ impl PreFilterPlugin for InterPodAffinity {
         let mut anti = Counts::new();
         let own_required =
             !(terms.required_affinity.is_empty() && terms.required_anti_affinity.is_empty());
+        // Namespace labels are looked up per pod only when a term selects namespaces by label.
+        let own_required_ns_labels = terms
+            .required_affinity
+            .iter()
+            .chain(&terms.required_anti_affinity)
+            .any(Term::uses_namespace_labels);
         for node in snapshot.nodes() {
             // Only the pods' own required terms look at every pod; otherwise only pods with
             // required anti-affinity matter.
@@ -223,8 +234,7 @@ impl PreFilterPlugin for InterPodAffinity {
                 if !own_required {
                     continue;
                 }
-                let their_ns_labels =
-                    snapshot.objects.namespace_labels(namespace(&existing.pod));
+                let their_ns_labels = snapshot.objects.namespace_labels(namespace(&existing.pod));
                 if all_match(&terms.required_affinity, &existing.pod, their_ns_labels) {
                     for t in &terms.required_affinity {
                         bump(&mut affinity, node, &t.topology_key, 1);
@@ -331,6 +341,11 @@ impl PreScorePlugin for InterPodAffinity {
         };
         let own_preferred =
             !(terms.preferred_affinity.is_empty() && terms.preferred_anti_affinity.is_empty());
+        let own_preferred_ns_labels = terms
+            .preferred_affinity
+            .iter()
+            .chain(&terms.preferred_anti_affinity)
+            .any(Term::uses_namespace_labels);
         for node in snapshot.nodes() {
             if node.labels().is_none_or(|l| l.is_empty())
                 || !own_preferred && node.pods_with_affinity == 0
@@ -339,8 +354,11 @@ impl PreScorePlugin for InterPodAffinity {
             }
             for existing in node.pods.values() {
                 if own_preferred {
-                    let their_ns_labels =
-                        snapshot.objects.namespace_labels(namespace(&existing.pod));
+                    let their_ns_labels = if own_preferred_ns_labels {
+                        snapshot.objects.namespace_labels(namespace(&existing.pod))
+                    } else {
+                        None
+                    };
                     for t in &terms.preferred_affinity {
                         if t.matches(&existing.pod, their_ns_labels) {
                             add(t, node, t.weight);
