@@ -234,7 +234,11 @@ impl PreFilterPlugin for InterPodAffinity {
                 if !own_required {
                     continue;
                 }
-                let their_ns_labels = snapshot.objects.namespace_labels(namespace(&existing.pod));
+                let their_ns_labels = if own_required_ns_labels {
+                    snapshot.objects.namespace_labels(namespace(&existing.pod))
+                } else {
+                    None
+                };
                 if all_match(&terms.required_affinity, &existing.pod, their_ns_labels) {
                     for t in &terms.required_affinity {
                         bump(&mut affinity, node, &t.topology_key, 1);
