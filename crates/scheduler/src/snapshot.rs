@@ -11,8 +11,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use crate::resources::{allowed_pods, pod_requests, Resources};
 use crate::plugins::inter_pod_affinity::PodTerms;
+use crate::resources::{allowed_pods, pod_requests, Resources};
 
 /// `namespace/name`, the key pods are tracked by.
 pub fn pod_key(pod: &Pod) -> String {
