@@ -1,4 +1,5 @@
-# Navarch: `make up` runs a single-node cluster in the foreground; `make test` runs every test.
+# Navarch: `make up` runs a single-node cluster (control plane + containerd node) in the
+# foreground; `make test` runs every test.
 SHELL := /bin/bash
 DATA_DIR ?= /var/lib/navarch
 CARGO ?= cargo
@@ -31,7 +32,7 @@ release: deps
 	$(CARGO) build --release -p navarch
 
 up: release
-	./target/release/navarch server --data-dir $(DATA_DIR)
+	./target/release/navarch up --data-dir $(DATA_DIR)
 
 build:
 	$(CARGO) build --workspace --all-targets

@@ -1318,7 +1318,12 @@ mod tests {
             node("b", Some(("True", 0))),
             node("c", Some(("True", 0))),
         ];
-        m.monitor(&nodes, &leases(&[("a", 0), ("b", 0), ("c", 0)]), NO_PODS, t(0));
+        m.monitor(
+            &nodes,
+            &leases(&[("a", 0), ("b", 0), ("c", 0)]),
+            NO_PODS,
+            t(0),
+        );
         let actions = m.monitor(
             &nodes,
             &leases(&[("a", 55), ("b", 0), ("c", 0)]),
@@ -1382,7 +1387,12 @@ mod tests {
             ],
         );
         // Seen for the first time: a node that is known to be reachable loses them at once.
-        let actions = m.monitor(&[healthy, back], &leases(&[("a", 0), ("b", 0)]), NO_PODS, t(0));
+        let actions = m.monitor(
+            &[healthy, back],
+            &leases(&[("a", 0), ("b", 0)]),
+            NO_PODS,
+            t(0),
+        );
         assert_eq!(
             reasons(&actions),
             [

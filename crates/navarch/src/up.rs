@@ -8,7 +8,7 @@
 use std::io::Write;
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context};
+use anyhow::Context;
 use k8s_openapi::api::core::v1::Node;
 use kube::runtime::wait::await_condition;
 use kube::Api;
@@ -28,9 +28,6 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         Some(name) => name.clone(),
         None => agent::hostname()?,
     };
-    if args.runtime == RuntimeKind::Containerd {
-        bail!("the containerd runtime is not wired into `navarch up` yet; run with --runtime simulated");
-    }
     progress(format_args!(
         "starting the control plane in {}",
         args.server.data_dir.display()
@@ -78,14 +75,37 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")
     };
-    let fleet = agent::run_fleet(
-        client.clone(),
-        vec![config],
-        &args.node,
-        false,
-        false,
-        shutdown.clone(),
-    );
+    let node_shutdown = shutdown.clone();
+    let fleet = async move {
+        let shutdown = node_shutdown;
+        match args.runtime {
+            RuntimeKind::Simulated => {
+                agent::run_fleet(
+                    client.clone(),
+                    vec![config],
+                    &args.node,
+                    false,
+                    false,
+                    shutdown.clone(),
+                )
+                .await
+            }
+            RuntimeKind::Containerd => {
+                // Pod and service traffic never leaves the machine.
+                let blackhole = vec![args.server.cluster_cidr, args.server.service_cidr];
+                agent::run_containerd(
+                    client.clone(),
+                    config,
+                    &args.server.data_dir,
+                    args.container_runtime_endpoint.as_deref(),
+                    blackhole,
+                    &args.node,
+                    shutdown.clone(),
+                )
+                .await
+            }
+        }
+    };
     tokio::pin!(fleet);
     let result = tokio::select! {
         result = &mut fleet => result,
