@@ -38,6 +38,8 @@ use crate::{Error, Result};
 
 /// Pods naming this scheduler (or none) are ours.
 pub const DEFAULT_SCHEDULER_NAME: &str = "default-scheduler";
+/// How long the scheduler keeps scheduling queued pods before it lets other tasks run.
+const BATCH_BUDGET: Duration = Duration::from_millis(5);
 /// How often parked unschedulable pods are checked against the periodic-retry bound.
 const FLUSH_INTERVAL: Duration = Duration::from_secs(30);
 
@@ -203,7 +205,17 @@ impl Scheduler {
             let now = Instant::now().into_std();
             self.queue.flush_backoff(now);
             if let Some(info) = self.queue.pop(now) {
+                // Schedule a batch before yielding: on a busy runtime every yield waits for
+                // all other ready tasks, so one pod per yield would cap throughput. Assumed
+                // placements keep the snapshot current within the batch.
                 self.schedule_one(info, &client, &bound_tx);
+                let batch_end = now + BATCH_BUDGET;
+                while std::time::Instant::now() < batch_end {
+                    let Some(info) = self.queue.pop(std::time::Instant::now()) else {
+                        break;
+                    };
+                    self.schedule_one(info, &client, &bound_tx);
+                }
                 tokio::task::yield_now().await;
                 continue;
             }
