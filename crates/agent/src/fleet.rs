@@ -27,6 +27,8 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::node::{self, Heartbeat, NodeConfig, Registered, Timing, LEASE_NAMESPACE};
 use crate::pod::backoff::BackoffConfig;
+use crate::pod::env::{ConfigSource, KubeConfigSource};
+use crate::pod::resources::NodeResources;
 use crate::pod::worker::WorkerContext;
 use crate::pod::{self, KubePodApi, PodApi, PodHandle};
 use crate::runtime::simulated::{SimulatedConfig, SimulatedRuntime};
@@ -180,6 +182,12 @@ pub async fn run(
         let Some((node_config, registered)) = next else {
             break;
         };
+        // Nodes on a real runtime read the ConfigMaps and Secrets their containers use;
+        // simulated ones do not (thousands of pods, no GET per container).
+        let config_source: Option<Arc<dyn ConfigSource>> = match &config.runtime {
+            Some(_) => Some(Arc::new(KubeConfigSource::new(client.clone()))),
+            None => None,
+        };
         let runtime: Arc<dyn Runtime> = match &config.runtime {
             Some(provider) => provider.runtime(&node_config, &registered).await?,
             None => Arc::new(SimulatedRuntime::new(
@@ -196,6 +204,8 @@ pub async fn run(
                 clock,
                 backoff: config.backoff,
                 host_ip: node_config.internal_ip,
+                node: NodeResources::new(&node_config.cpu, &node_config.memory),
+                config: config_source,
             },
             pods: Mutex::new(HashMap::new()),
         });

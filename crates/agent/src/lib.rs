@@ -15,6 +15,7 @@ pub mod error;
 pub mod fleet;
 pub mod node;
 pub mod pod;
+pub mod quantity;
 pub mod runtime;
 
 pub use error::{Error, Result, RuntimeError};

@@ -9,7 +9,9 @@
 //! is killed and forgotten.
 
 pub mod backoff;
+pub mod env;
 pub mod probe;
+pub mod resources;
 pub mod status;
 pub mod worker;
 
@@ -208,6 +210,7 @@ mod tests {
     use super::*;
     use crate::clock::Clock;
     use crate::pod::backoff::BackoffConfig;
+    use crate::pod::resources::NodeResources;
     use crate::runtime::simulated::{SimulatedConfig, SimulatedRuntime};
     use crate::runtime::Runtime;
 
@@ -265,6 +268,8 @@ mod tests {
             clock,
             backoff: BackoffConfig::default(),
             host_ip: "172.30.0.1".parse().unwrap(),
+            node: NodeResources::new("4", "8Gi"),
+            config: None,
         };
         let api = Arc::new(FakeApi::default());
         let (handle, receiver) = PodHandle::new(Arc::new(pod()));

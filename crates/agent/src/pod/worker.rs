@@ -28,6 +28,8 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
+use super::env::{self, ConfigSource, EnvInputs};
+use super::resources::NodeResources;
 use super::{probe, status};
 use crate::clock::{seconds, Clock};
 use crate::error::RuntimeError;
@@ -39,6 +41,10 @@ use crate::runtime::{
 const DEFAULT_GRACE_SECONDS: i64 = 30;
 /// Retry delay after a runtime call failed for reasons other than the image.
 const RUNTIME_RETRY: Duration = Duration::from_secs(1);
+/// Retry delay after a container's configuration could not be built (a ConfigMap or Secret
+/// missing): the kubelet retries its pod worker after about 10 s; nothing tells the agent
+/// when the object appears, so it looks a little more often.
+const CONFIG_RETRY: Duration = Duration::from_secs(2);
 
 /// What every worker of a node shares.
 #[derive(Clone)]
@@ -48,6 +54,11 @@ pub struct WorkerContext {
     pub backoff: BackoffConfig,
     /// The node's address: the pods' `hostIP`.
     pub host_ip: IpAddr,
+    /// The node's allocatable resources (downward API defaults).
+    pub node: NodeResources,
+    /// Where ConfigMaps and Secrets for container environments come from; `None` leaves
+    /// such variables out (simulated nodes: no API call per container).
+    pub config: Option<Arc<dyn ConfigSource>>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -55,6 +66,7 @@ impl std::fmt::Debug for WorkerContext {
         f.debug_struct("WorkerContext")
             .field("backoff", &self.backoff)
             .field("host_ip", &self.host_ip)
+            .field("node", &self.node)
             .finish_non_exhaustive()
     }
 }
@@ -548,22 +560,34 @@ impl PodWorker {
             record.pull_failed_at = None;
         }
 
+        let inputs = EnvInputs {
+            pod_ip: self.pod_ip,
+            host_ip: self.ctx.host_ip,
+            allocatable_cpu_milli: self.ctx.node.cpu_milli,
+            allocatable_memory: self.ctx.node.memory,
+        };
+        let source = self.ctx.config.clone();
+        let env = match env::container_env(&self.pod, container, &inputs, source.as_deref()).await {
+            Ok(env) => env,
+            Err(e) => {
+                let record = self.containers.entry(name).or_default();
+                record.waiting = Some(Waiting {
+                    reason: "CreateContainerConfigError",
+                    message: Some(e.0),
+                });
+                min_wake(wake, Instant::now() + CONFIG_RETRY);
+                return;
+            }
+        };
         let record = self.containers.entry(name.clone()).or_default();
         let config = ContainerConfig {
             name: name.clone(),
             attempt: record.restart_count.max(0) as u32,
             image: image.clone(),
-            command: container.command.clone().unwrap_or_default(),
-            args: container.args.clone().unwrap_or_default(),
+            command: env::expand_command(container.command.as_deref().unwrap_or_default(), &env),
+            args: env::expand_command(container.args.as_deref().unwrap_or_default(), &env),
             working_dir: container.working_dir.clone().unwrap_or_default(),
-            // Literal values only; values from ConfigMaps, Secrets and fields come later.
-            env: container
-                .env
-                .iter()
-                .flatten()
-                .filter(|var| var.value_from.is_none())
-                .map(|var| (var.name.clone(), var.value.clone().unwrap_or_default()))
-                .collect(),
+            env,
             init,
         };
         let runtime = self.ctx.runtime.clone();

@@ -23,6 +23,8 @@ fn context(startup_ms: u64, backoff: BackoffConfig) -> (WorkerContext, Simulated
         clock,
         backoff,
         host_ip: "172.30.0.9".parse().unwrap(),
+        node: NodeResources::new("4", "8Gi"),
+        config: None,
     };
     (ctx, runtime)
 }
@@ -588,4 +590,85 @@ async fn a_new_worker_adopts_what_the_runtime_already_runs() {
         assert_eq!(new.restart_count, old.restart_count, "{name}");
     }
     assert!(status_of(&after, "web").ready);
+}
+
+/// ConfigMaps that can appear while a test runs.
+#[derive(Default)]
+struct LateConfigMaps {
+    present: std::sync::Mutex<bool>,
+}
+
+#[async_trait::async_trait]
+impl ConfigSource for LateConfigMaps {
+    async fn config_map(
+        &self,
+        _: &str,
+        name: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, String>>, String> {
+        let present = *self.present.lock().unwrap();
+        Ok(present.then(|| [(format!("{name}-key"), "v".to_string())].into()))
+    }
+
+    async fn secret(
+        &self,
+        _: &str,
+        _: &str,
+    ) -> Result<Option<std::collections::BTreeMap<String, Vec<u8>>>, String> {
+        Err("secrets are forbidden here".to_string())
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_missing_config_map_holds_the_container_in_create_container_config_error_until_it_appears(
+) {
+    let (mut ctx, _) = context(0, BackoffConfig::default());
+    let source = Arc::new(LateConfigMaps::default());
+    ctx.config = Some(source.clone());
+    let app = json!({"name": "app", "image": "busybox",
+        "envFrom": [{"configMapRef": {"name": "settings"}}]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), json!({"containers": [app]})));
+
+    let (status, outcome) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(waiting_reason(app), Some("CreateContainerConfigError"));
+    let message = app
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .message
+        .as_deref();
+    assert_eq!(message, Some("configmap \"settings\" not found"));
+    assert_eq!(status.phase.as_deref(), Some("Pending"));
+    assert_eq!(outcome.wake_at, Some(Instant::now() + CONFIG_RETRY));
+
+    *source.present.lock().unwrap() = true;
+    tokio::time::sleep(CONFIG_RETRY).await;
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.phase.as_deref(), Some("Running"));
+    assert_eq!(status_of(&status, "app").restart_count, 0);
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_secret_that_cannot_be_read_is_reported_with_the_api_error() {
+    let (mut ctx, _) = context(0, BackoffConfig::default());
+    ctx.config = Some(Arc::new(LateConfigMaps::default()));
+    let app = json!({"name": "app", "image": "busybox",
+        "env": [{"name": "P", "valueFrom": {"secretKeyRef": {"name": "s", "key": "k"}}}]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), json!({"containers": [app]})));
+    let (status, _) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(waiting_reason(app), Some("CreateContainerConfigError"));
+    let message = app
+        .state
+        .as_ref()
+        .unwrap()
+        .waiting
+        .as_ref()
+        .unwrap()
+        .message
+        .as_deref();
+    assert_eq!(message, Some("secrets are forbidden here"));
 }
