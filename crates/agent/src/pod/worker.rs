@@ -29,7 +29,7 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::env::{self, ConfigSource, EnvInputs};
-use super::resources::NodeResources;
+use super::resources::{self, NodeResources};
 use super::{probe, status};
 use crate::clock::{seconds, Clock};
 use crate::error::RuntimeError;
@@ -240,8 +240,18 @@ impl PodWorker {
         Duration::from_secs(seconds.max(0) as u64)
     }
 
+    /// The pod's QoS class: as the API server set it, else computed.
+    fn qos(&self) -> String {
+        self.pod
+            .status
+            .as_ref()
+            .and_then(|s| s.qos_class.clone())
+            .unwrap_or_else(|| status::qos_class(&self.spec()).to_string())
+    }
+
     fn sandbox_config(&self) -> PodSandboxConfig {
         let meta = &self.pod.metadata;
+        let resources = resources::pod_resources(&self.spec(), &self.qos());
         PodSandboxConfig {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
@@ -256,6 +266,7 @@ impl PodWorker {
                 .unwrap_or_default(),
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
+            resources: Some(resources),
         }
     }
 
@@ -589,6 +600,12 @@ impl PodWorker {
             working_dir: container.working_dir.clone().unwrap_or_default(),
             env,
             init,
+            resources: Some(resources::container_resources(
+                &self.spec(),
+                container,
+                &self.qos(),
+                self.ctx.node.memory,
+            )),
         };
         let runtime = self.ctx.runtime.clone();
         let created = runtime
@@ -1002,12 +1019,7 @@ impl PodWorker {
         let now = Time(seconds(self.ctx.clock.now()));
         let previous = self.last_status.as_ref().or(self.pod.status.as_ref());
         let conditions = status::with_transition_times(conditions, previous, now);
-        let qos = self
-            .pod
-            .status
-            .as_ref()
-            .and_then(|s| s.qos_class.clone())
-            .unwrap_or_else(|| status::qos_class(&spec).to_string());
+        let qos = self.qos();
         let host_ip = self.ctx.host_ip.to_string();
         let pod_ip = self.pod_ip.map(|ip| ip.to_string());
         let status = PodStatus {

@@ -28,8 +28,8 @@ use tonic::{Code, Status};
 
 use super::{
     ContainerConfig, ContainerEvent, ContainerEventKind, ContainerState, ContainerStatus,
-    ExecSyncResult, Image, PodSandboxConfig, PodSandboxStatus, Runtime, RuntimeResult,
-    RuntimeVersion, SandboxState,
+    ExecSyncResult, Image, LinuxResources, PodSandboxConfig, PodSandboxStatus, Runtime,
+    RuntimeResult, RuntimeVersion, SandboxState,
 };
 use crate::containerd::CgroupDriver;
 use crate::error::RuntimeError;
@@ -168,6 +168,7 @@ pub fn sandbox_config(pod: &PodSandboxConfig, options: &CriOptions) -> cri::PodS
         annotations: pod.annotations.clone().into_iter().collect(),
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent(options.cgroup_driver, &pod.uid),
+            resources: pod.resources.map(linux_resources),
             security_context: Some(cri::LinuxSandboxSecurityContext {
                 namespace_options: Some(namespace_options()),
                 ..Default::default()
@@ -237,14 +238,71 @@ pub fn container_config(
         annotations: HashMap::from([(ANNOTATION_IMAGE.to_string(), config.image.clone())]),
         log_path: format!("{}/{}.log", config.name, config.attempt),
         linux: Some(cri::LinuxContainerConfig {
+            resources: config.resources.map(linux_resources),
             security_context: Some(cri::LinuxContainerSecurityContext {
                 namespace_options: Some(namespace_options()),
                 ..Default::default()
             }),
-            ..Default::default()
         }),
         ..Default::default()
     }
+}
+
+fn linux_resources(r: LinuxResources) -> cri::LinuxContainerResources {
+    cri::LinuxContainerResources {
+        cpu_period: r.cpu_period,
+        cpu_quota: r.cpu_quota,
+        cpu_shares: r.cpu_shares,
+        memory_limit_in_bytes: r.memory_limit,
+        oom_score_adj: r.oom_score_adj,
+        ..Default::default()
+    }
+}
+
+/// The files that set `resources` on a cgroupfs cgroup at `relative` (below the hierarchy
+/// roots), in the order to write them: cgroup v1's `cpu.shares`, `cpu.cfs_*` and
+/// `memory.limit_in_bytes`, or v2's `cpu.weight`, `cpu.max` and `memory.max`.
+pub fn cgroup_files(
+    unified: bool,
+    relative: &str,
+    resources: &LinuxResources,
+) -> Vec<(PathBuf, String)> {
+    let root = Path::new(CGROUP_ROOT);
+    let mut files = Vec::new();
+    if unified {
+        let dir = root.join(relative);
+        if resources.cpu_shares > 0 {
+            // The kubelet's shares-to-weight mapping ([2, 262144] onto [1, 10000]).
+            let weight = 1 + ((resources.cpu_shares - 2) * 9999) / 262_142;
+            files.push((dir.join("cpu.weight"), weight.to_string()));
+        }
+        if resources.cpu_quota > 0 {
+            let max = format!("{} {}", resources.cpu_quota, resources.cpu_period);
+            files.push((dir.join("cpu.max"), max));
+        }
+        if resources.memory_limit > 0 {
+            let limit = resources.memory_limit.to_string();
+            files.push((dir.join("memory.max"), limit));
+        }
+        return files;
+    }
+    let cpu = root.join("cpu").join(relative);
+    if resources.cpu_shares > 0 {
+        let shares = resources.cpu_shares.to_string();
+        files.push((cpu.join("cpu.shares"), shares));
+    }
+    if resources.cpu_quota > 0 {
+        let period = resources.cpu_period.to_string();
+        files.push((cpu.join("cpu.cfs_period_us"), period));
+        let quota = resources.cpu_quota.to_string();
+        files.push((cpu.join("cpu.cfs_quota_us"), quota));
+    }
+    if resources.memory_limit > 0 {
+        let memory = root.join("memory").join(relative);
+        let limit = resources.memory_limit.to_string();
+        files.push((memory.join("memory.limit_in_bytes"), limit));
+    }
+    files
 }
 
 fn container_state(state: i32) -> ContainerState {
@@ -453,6 +511,39 @@ impl CriRuntime {
         Ok(out)
     }
 
+    /// Create the pod's cgroup with its limits before its sandbox, as the kubelet's pod
+    /// container manager does (runc then only adds the containers below it). Only with the
+    /// cgroupfs driver; under systemd the limits reach the runtime in the sandbox config.
+    fn create_pod_cgroup(&self, pod_uid: &str, resources: &LinuxResources) -> RuntimeResult<()> {
+        if self.options.cgroup_driver != CgroupDriver::Cgroupfs || pod_uid.is_empty() {
+            return Ok(());
+        }
+        let parent = cgroup_parent(CgroupDriver::Cgroupfs, pod_uid);
+        let relative = parent.trim_start_matches('/');
+        let unified = Path::new(CGROUP_ROOT).join("cgroup.controllers").exists();
+        let fail = |path: &Path, e: std::io::Error| RuntimeError::Call {
+            operation: "RunPodSandbox",
+            message: format!("cannot set up the pod cgroup {}: {e}", path.display()),
+        };
+        if unified {
+            // Controllers must be enabled down the path before the pod's files exist.
+            let mut dir = PathBuf::from(CGROUP_ROOT);
+            for part in Path::new(relative).iter() {
+                let control = dir.join("cgroup.subtree_control");
+                std::fs::write(&control, "+cpu +memory").map_err(|e| fail(&control, e))?;
+                dir = dir.join(part);
+                std::fs::create_dir_all(&dir).map_err(|e| fail(&dir, e))?;
+            }
+        }
+        for (path, value) in cgroup_files(unified, relative, resources) {
+            if let Some(dir) = path.parent() {
+                std::fs::create_dir_all(dir).map_err(|e| fail(dir, e))?;
+            }
+            std::fs::write(&path, &value).map_err(|e| fail(&path, e))?;
+        }
+        Ok(())
+    }
+
     fn remove_cgroup_parent(&self, pod_uid: &str) {
         if self.options.cgroup_driver != CgroupDriver::Cgroupfs || pod_uid.is_empty() {
             return;
@@ -572,6 +663,12 @@ impl Runtime for CriRuntime {
             operation: "RunPodSandbox",
             message: format!("cannot create {}: {e}", log_dir.display()),
         })?;
+        if let Some(resources) = &config.resources {
+            if let Err(e) = self.create_pod_cgroup(&config.uid, resources) {
+                self.remove_cgroup_parent(&config.uid);
+                return Err(e);
+            }
+        }
         let response = self
             .runtime
             .clone()
@@ -919,6 +1016,13 @@ mod tests {
             hostname: "web-1".into(),
             labels: BTreeMap::from([("app".into(), "web".into())]),
             annotations: BTreeMap::new(),
+            resources: Some(LinuxResources {
+                cpu_shares: 512,
+                cpu_quota: 50_000,
+                cpu_period: 100_000,
+                memory_limit: 32 << 20,
+                oom_score_adj: 0,
+            }),
         }
     }
 
@@ -935,6 +1039,8 @@ mod tests {
     fn sandboxes_carry_the_kubelet_labels_log_directory_and_cgroup_parent() {
         let config = sandbox_config(&pod(), &options(CgroupDriver::Cgroupfs));
         assert_eq!(config.labels[LABEL_POD_UID], "0b1c-2d");
+        let resources = config.linux.as_ref().unwrap().resources.as_ref().unwrap();
+        assert_eq!(resources.memory_limit_in_bytes, 32 << 20);
         assert_eq!(config.labels["app"], "web");
         assert_eq!(config.log_directory, "/d/pods/default_web-1_0b1c-2d");
         let linux = config.linux.unwrap();
@@ -960,6 +1066,13 @@ mod tests {
             working_dir: "/tmp".into(),
             env: vec![("A".into(), "1".into())],
             init: false,
+            resources: Some(LinuxResources {
+                cpu_shares: 2,
+                cpu_quota: 0,
+                cpu_period: 100_000,
+                memory_limit: 0,
+                oom_score_adj: 1000,
+            }),
         };
         let cri = container_config("sb1", &config, &pod());
         assert_eq!(cri.command, ["sh", "-c"]);
@@ -969,6 +1082,53 @@ mod tests {
         assert_eq!(cri.log_path, "app/2.log");
         assert_eq!(cri.labels[LABEL_SANDBOX_ID], "sb1");
         assert_eq!(cri.annotations[ANNOTATION_IMAGE], "busybox");
+        let resources = cri.linux.unwrap().resources.unwrap();
+        assert_eq!(resources.cpu_shares, 2);
+        assert_eq!(resources.cpu_period, 100_000);
+        assert_eq!(resources.oom_score_adj, 1000);
+    }
+
+    #[test]
+    fn pod_cgroups_get_the_pod_limits_in_the_hierarchy_version_at_hand() {
+        let resources = pod().resources.unwrap();
+        let v1 = cgroup_files(false, "navarch/podu1", &resources);
+        let expect = |list: &[(&str, &str)]| -> Vec<(PathBuf, String)> {
+            list.iter()
+                .map(|(p, v)| (PathBuf::from(p), v.to_string()))
+                .collect()
+        };
+        assert_eq!(
+            v1,
+            expect(&[
+                ("/sys/fs/cgroup/cpu/navarch/podu1/cpu.shares", "512"),
+                (
+                    "/sys/fs/cgroup/cpu/navarch/podu1/cpu.cfs_period_us",
+                    "100000"
+                ),
+                ("/sys/fs/cgroup/cpu/navarch/podu1/cpu.cfs_quota_us", "50000"),
+                (
+                    "/sys/fs/cgroup/memory/navarch/podu1/memory.limit_in_bytes",
+                    "33554432"
+                ),
+            ])
+        );
+        let v2 = cgroup_files(true, "navarch/podu1", &resources);
+        assert_eq!(
+            v2,
+            expect(&[
+                ("/sys/fs/cgroup/navarch/podu1/cpu.weight", "20"),
+                ("/sys/fs/cgroup/navarch/podu1/cpu.max", "50000 100000"),
+                ("/sys/fs/cgroup/navarch/podu1/memory.max", "33554432"),
+            ])
+        );
+        let best_effort = LinuxResources {
+            cpu_shares: 2,
+            ..Default::default()
+        };
+        assert_eq!(
+            cgroup_files(false, "navarch/podu1", &best_effort),
+            expect(&[("/sys/fs/cgroup/cpu/navarch/podu1/cpu.shares", "2")])
+        );
     }
 
     #[test]

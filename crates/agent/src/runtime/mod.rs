@@ -105,6 +105,21 @@ pub struct PodSandboxConfig {
     pub hostname: String,
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
+    /// The pod cgroup's limits (from the pod's requests and limits); `None`: unlimited.
+    pub resources: Option<LinuxResources>,
+}
+
+/// CRI `LinuxContainerResources`, the parts the agent sets. A zero quota or memory limit is
+/// no limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct LinuxResources {
+    pub cpu_shares: i64,
+    /// CFS quota per period, in µs.
+    pub cpu_quota: i64,
+    pub cpu_period: i64,
+    /// Bytes.
+    pub memory_limit: i64,
+    pub oom_score_adj: i64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -139,6 +154,9 @@ pub struct ContainerConfig {
     pub env: Vec<(String, String)>,
     /// True for init containers: they are expected to run to completion.
     pub init: bool,
+    /// cgroup settings from the container's requests and limits; `None` leaves them to the
+    /// runtime.
+    pub resources: Option<LinuxResources>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
