@@ -6,6 +6,9 @@
 //! kubectl binaries with a private HOME and cache directory, so discovery caches never leak
 //! between tests. [`output_within`] bounds a command's run time; [`Background`] keeps one
 //! running beside the test (`kubectl get -w`, `kubectl wait`) and reads its stdout by line.
+//! [`up::UpCluster`] is `navarch up` on real containerd, cleaned up after.
+
+pub mod up;
 
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
