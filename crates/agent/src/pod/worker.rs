@@ -164,6 +164,9 @@ pub struct PodWorker {
     done: bool,
     /// The runtime was asked for what it already runs of this pod ([`PodWorker::adopt`]).
     adopted: bool,
+    /// Every container was stopped and the sandbox torn down: stopping again would only make
+    /// the runtime tear the pod network down again (a CNI DEL per call).
+    stopped: bool,
     last_status: Option<PodStatus>,
 }
 
@@ -203,6 +206,7 @@ impl PodWorker {
             finished_before,
             done: false,
             adopted: false,
+            stopped: false,
             last_status: None,
         }
     }
@@ -348,7 +352,9 @@ impl PodWorker {
             };
         }
         if self.deleting() {
-            self.stop_all(self.grace_period()).await;
+            if !self.stopped {
+                self.stop_all(self.grace_period()).await;
+            }
             self.done = true;
             return SyncOutcome {
                 status: Some(self.status(true)),
@@ -456,8 +462,9 @@ impl PodWorker {
             // Finished for good: tear the sandbox down, keep reporting the final status.
             self.done = true;
             if let Some((id, _)) = &self.sandbox {
-                if let Err(e) = self.ctx.runtime.stop_pod_sandbox(id).await {
-                    tracing::warn!(error = %e, "cannot stop pod sandbox");
+                match self.ctx.runtime.stop_pod_sandbox(id).await {
+                    Ok(()) => self.stopped = true,
+                    Err(e) => tracing::warn!(error = %e, "cannot stop pod sandbox"),
                 }
             }
             self.sandbox_ready = false;
@@ -477,7 +484,9 @@ impl PodWorker {
 
     /// The pod is gone from the API: stop and remove everything.
     pub async fn kill(&mut self) {
-        self.stop_all(self.grace_period()).await;
+        if !self.stopped {
+            self.stop_all(self.grace_period()).await;
+        }
         if let Some((id, _)) = self.sandbox.take() {
             if let Err(e) = self.ctx.runtime.remove_pod_sandbox(&id).await {
                 tracing::warn!(error = %e, "cannot remove pod sandbox");
@@ -878,16 +887,20 @@ impl PodWorker {
             .map(|c| c.id.clone())
             .collect();
         let stops = running.iter().map(|id| runtime.stop_container(id, grace));
+        let mut stopped = true;
         for result in futures::future::join_all(stops).await {
             if let Err(e) = result {
                 tracing::warn!(error = %e, "cannot stop container");
+                stopped = false;
             }
         }
         if let Some((id, _)) = &self.sandbox {
             if let Err(e) = runtime.stop_pod_sandbox(id).await {
                 tracing::warn!(error = %e, "cannot stop pod sandbox");
+                stopped = false;
             }
         }
+        self.stopped = stopped;
         self.sandbox_ready = false;
         for record in self.containers.values_mut() {
             record.waiting = None;

@@ -89,6 +89,8 @@ struct Inner {
     /// Offsets into the pod CIDR in use.
     addresses: BTreeSet<u32>,
     images: HashMap<String, Image>,
+    /// `StopPodSandbox` calls, for tests that a pod is torn down once.
+    sandbox_stops: u64,
 }
 
 struct Sandbox {
@@ -144,6 +146,42 @@ impl SimulatedRuntime {
             events,
             clock,
         }
+    }
+
+    /// Stop a sandbox's containers and release its address (`StopPodSandbox`).
+    async fn stop_sandbox(&self, sandbox_id: &str) -> RuntimeResult<()> {
+        let running: Vec<String> = {
+            let inner = self.lock();
+            inner
+                .containers
+                .iter()
+                .filter(|(_, c)| {
+                    c.status.sandbox_id == sandbox_id && c.status.state == ContainerState::Running
+                })
+                .map(|(id, _)| id.clone())
+                .collect()
+        };
+        for id in running {
+            self.stop_container(&id, Duration::ZERO).await?;
+        }
+        let mut inner = self.lock();
+        let ip = match inner.sandboxes.get_mut(sandbox_id) {
+            Some(sandbox) => {
+                sandbox.state = SandboxState::NotReady;
+                sandbox.ip.take()
+            }
+            None => None,
+        };
+        if let Some(ip) = ip {
+            self.release_address(&mut inner, ip);
+        }
+        Ok(())
+    }
+
+    /// How many times a sandbox was stopped.
+    #[cfg(test)]
+    pub(crate) fn sandbox_stops(&self) -> u64 {
+        self.lock().sandbox_stops
     }
 
     fn lock(&self) -> std::sync::MutexGuard<'_, Inner> {
@@ -273,36 +311,12 @@ impl Runtime for SimulatedRuntime {
     }
 
     async fn stop_pod_sandbox(&self, sandbox_id: &str) -> RuntimeResult<()> {
-        let running: Vec<String> = {
-            let inner = self.lock();
-            inner
-                .containers
-                .iter()
-                .filter(|(_, c)| {
-                    c.status.sandbox_id == sandbox_id && c.status.state == ContainerState::Running
-                })
-                .map(|(id, _)| id.clone())
-                .collect()
-        };
-        for id in running {
-            self.stop_container(&id, Duration::ZERO).await?;
-        }
-        let mut inner = self.lock();
-        let ip = match inner.sandboxes.get_mut(sandbox_id) {
-            Some(sandbox) => {
-                sandbox.state = SandboxState::NotReady;
-                sandbox.ip.take()
-            }
-            None => None,
-        };
-        if let Some(ip) = ip {
-            self.release_address(&mut inner, ip);
-        }
-        Ok(())
+        self.lock().sandbox_stops += 1;
+        self.stop_sandbox(sandbox_id).await
     }
 
     async fn remove_pod_sandbox(&self, sandbox_id: &str) -> RuntimeResult<()> {
-        self.stop_pod_sandbox(sandbox_id).await?;
+        self.stop_sandbox(sandbox_id).await?;
         let removed: Vec<(String, String)> = {
             let mut inner = self.lock();
             inner.sandboxes.remove(sandbox_id);

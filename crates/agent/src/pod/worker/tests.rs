@@ -370,8 +370,19 @@ async fn deletion_stops_containers_within_the_grace_period() {
     assert_eq!(app.exit_code, 0);
     assert_eq!(condition(&status, "Ready"), "False");
 
+    // Echoes of the deletion (our status write, the API's delete) find nothing to stop:
+    // the sandbox's network is torn down once.
+    worker.update(deleting(
+        pod(json!({}), json!({"containers": [container("app")]})),
+        0,
+    ));
+    let (_, again) = sync(&mut worker).await;
+    assert!(again.delete_from_api);
+    assert_eq!(runtime.sandbox_stops(), 1);
+
     // Gone from the API: everything is removed from the runtime.
     worker.kill().await;
+    assert_eq!(runtime.sandbox_stops(), 1);
     assert!(runtime.list_pod_sandboxes().await.unwrap().is_empty());
     assert!(runtime.list_containers(None).await.unwrap().is_empty());
 }
