@@ -27,36 +27,11 @@ use navarch_e2e::up::{UpCluster, BUSYBOX};
 use navarch_e2e::{navarch_bin, wait_for};
 use serde_json::json;
 
-use common::{percentile, write_results};
+use common::{percentile, pss_bytes, rss_bytes, write_results};
 
 const BOUND: Duration = Duration::from_secs(300);
 /// How long the processes are left alone before their memory is read.
 const SETTLE: Duration = Duration::from_secs(3);
-
-/// Resident set size of a process, from /proc.
-fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS")?;
-    Ok(kib * 1024)
-}
-
-/// Proportional set size of a process (shared pages split among their users), from /proc:
-/// what many copies of one program cost together, which summed RSS overstates.
-fn pss_bytes(pid: u32) -> Result<u64> {
-    let rollup = std::fs::read_to_string(format!("/proc/{pid}/smaps_rollup"))?;
-    let kib: u64 = rollup
-        .lines()
-        .find_map(|l| l.strip_prefix("Pss:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no Pss")?;
-    Ok(kib * 1024)
-}
 
 /// The shims serving the containerd at `socket`: their count and summed PSS.
 fn shims(socket: &std::path::Path) -> (usize, u64) {

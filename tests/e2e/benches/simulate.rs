@@ -22,6 +22,10 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::runtime::watcher::{self, Event};
 use kube::{Api, Client};
 use navarch_e2e::{navarch_bin, Background, Server};
+
+mod common;
+
+use common::{percentile, rss_bytes, write_results};
 use serde_json::json;
 
 /// Creates in flight at most.
@@ -32,18 +36,6 @@ fn env_or(name: &str, default: u64) -> u64 {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(default)
-}
-
-/// Resident set size of a process, from /proc.
-fn rss_bytes(pid: u32) -> Result<u64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kib: u64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("no VmRSS")?;
-    Ok(kib * 1024)
 }
 
 /// User + system CPU time of a process.
@@ -64,14 +56,6 @@ fn idle_cpu(pid: u32, window: Duration) -> Result<f64> {
     std::thread::sleep(window);
     let used = cpu_time(pid)? - before;
     Ok(used.as_secs_f64() / t.elapsed().as_secs_f64())
-}
-
-fn percentile(sorted: &[f64], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let rank = ((p / 100.0) * sorted.len() as f64).ceil() as usize;
-    sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
 fn main() -> Result<()> {
@@ -167,12 +151,7 @@ fn main() -> Result<()> {
         "with_pods_idle_cpu_cores": cpu_pods,
         "pod_sandbox_startup_ms": 200,
     });
-    let out_dir =
-        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results");
-    std::fs::create_dir_all(&out_dir)?;
-    let out = out_dir.join("simulate.json");
-    std::fs::write(&out, serde_json::to_string_pretty(&results)?)?;
-    println!("wrote {}", out.display());
+    write_results("simulate", &results)?;
 
     let _ = Command::new("kill")
         .args(["-INT", &sim.pid().to_string()])

@@ -1,5 +1,5 @@
 //! What the cluster benchmarks share: a server with simulated nodes, a client, percentiles,
-//! and writing results.
+//! process memory from /proc, and writing results.
 
 #![allow(dead_code)]
 
@@ -95,4 +95,27 @@ pub fn write_results(name: &str, results: &serde_json::Value) -> Result<()> {
     std::fs::write(&out, serde_json::to_string_pretty(results)?)?;
     println!("wrote {}", out.display());
     Ok(())
+}
+
+/// A `KEY:   N kB` figure of a /proc file of process `pid`, in bytes.
+fn proc_kib_field(pid: u32, file: &str, key: &str) -> Result<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/{file}"))?;
+    let kib: u64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix(key))
+        .and_then(|v| v.split_whitespace().next())
+        .and_then(|v| v.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no {key} in /proc/{pid}/{file}"))?;
+    Ok(kib * 1024)
+}
+
+/// Resident set size of a process.
+pub fn rss_bytes(pid: u32) -> Result<u64> {
+    proc_kib_field(pid, "status", "VmRSS:")
+}
+
+/// Proportional set size of a process (shared pages split among their users): what many
+/// copies of one program cost together, which summed RSS overstates.
+pub fn pss_bytes(pid: u32) -> Result<u64> {
+    proc_kib_field(pid, "smaps_rollup", "Pss:")
 }
