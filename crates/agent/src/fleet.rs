@@ -8,6 +8,7 @@
 //! node loss, unless [`FleetConfig::cleanup`] asks to delete them.
 
 use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -27,7 +28,9 @@ use crate::clock::Clock;
 use crate::error::Result;
 use crate::node::{self, Heartbeat, NodeConfig, Registered, Timing, LEASE_NAMESPACE};
 use crate::pod::backoff::BackoffConfig;
+use crate::pod::dns;
 use crate::pod::env::{ConfigSource, KubeConfigSource};
+use crate::pod::files::PodFiles;
 use crate::pod::resources::NodeResources;
 use crate::pod::worker::WorkerContext;
 use crate::pod::{self, KubePodApi, PodApi, PodHandle};
@@ -57,6 +60,8 @@ pub struct FleetConfig {
     pub timing: Timing,
     /// Delete the Nodes and their Leases when cancelled.
     pub cleanup: bool,
+    /// Where pods' `/etc/hosts` and termination-message files go (real runtimes only).
+    pub pod_files: Option<PathBuf>,
 }
 
 /// Progress reports while the fleet starts.
@@ -206,6 +211,12 @@ pub async fn run(
                 host_ip: node_config.internal_ip,
                 node: NodeResources::new(&node_config.cpu, &node_config.memory),
                 config: config_source,
+                files: config.pod_files.clone().map(PodFiles::new),
+                // Pods' resolv.conf starts from the node's, read once per node.
+                dns: config.runtime.as_ref().map(|_| {
+                    let text = std::fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+                    dns::parse_resolv_conf(&text)
+                }),
             },
             pods: Mutex::new(HashMap::new()),
         });

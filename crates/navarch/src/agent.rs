@@ -146,6 +146,7 @@ pub(crate) async fn run_fleet(
         },
         timing: Timing::default(),
         cleanup,
+        pod_files: None,
     };
     let started = Instant::now();
     let mut last_tenth = 0;

@@ -87,6 +87,10 @@ impl Layout {
     pub fn pod_log_dir(&self) -> PathBuf {
         self.data_dir.join("pods")
     }
+    /// The pods' `/etc/hosts` and termination-message files, a directory per pod UID.
+    pub fn pod_files_dir(&self) -> PathBuf {
+        self.data_dir.join("pod-files")
+    }
     /// Where the agent writes archives it imports (the pause image).
     pub fn images_dir(&self) -> PathBuf {
         self.data_dir.join("images")

@@ -153,6 +153,7 @@ pub async fn run_containerd_node(
             backoff: config.backoff,
             timing: config.timing,
             cleanup: false,
+            pod_files: Some(layout.pod_files_dir()),
         };
         fleet::run(client, fleet_config, shutdown, progress).await
     }

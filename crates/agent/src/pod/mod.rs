@@ -9,9 +9,13 @@
 //! is killed and forgotten.
 
 pub mod backoff;
+pub mod dns;
 pub mod env;
+pub mod files;
+pub mod hook;
 pub mod probe;
 pub mod resources;
+pub mod security;
 pub mod status;
 pub mod worker;
 
@@ -270,6 +274,8 @@ mod tests {
             host_ip: "172.30.0.1".parse().unwrap(),
             node: NodeResources::new("4", "8Gi"),
             config: None,
+            files: None,
+            dns: None,
         };
         let api = Arc::new(FakeApi::default());
         let (handle, receiver) = PodHandle::new(Arc::new(pod()));

@@ -29,16 +29,25 @@ use tokio::time::Instant;
 
 use super::backoff::{Backoff, BackoffConfig};
 use super::env::{self, ConfigSource, EnvInputs};
+use super::files::{self, PodFiles};
 use super::resources::{self, NodeResources};
-use super::{probe, status};
+use super::{dns, hook, probe, security, status};
 use crate::clock::{seconds, Clock};
 use crate::error::RuntimeError;
 use crate::runtime::{
-    ContainerConfig, ContainerState, ContainerStatus, PodSandboxConfig, Runtime, SandboxState,
+    ContainerConfig, ContainerState, ContainerStatus, DnsConfig, Mount, PodSandboxConfig, Runtime,
+    SandboxState,
 };
 
 /// Default `terminationGracePeriodSeconds`.
 const DEFAULT_GRACE_SECONDS: i64 = 30;
+/// What a container has to exit after its `preStop` hook, however long the hook took (the
+/// kubelet's minimum shutdown window).
+const MIN_STOP_AFTER_HOOK: Duration = Duration::from_secs(2);
+/// Where a container's termination message is read from unless it says otherwise.
+const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
+/// Hostnames are DNS labels.
+const MAX_HOSTNAME: usize = 63;
 /// Retry delay after a runtime call failed for reasons other than the image.
 const RUNTIME_RETRY: Duration = Duration::from_secs(1);
 /// Retry delay after a container's configuration could not be built (a ConfigMap or Secret
@@ -59,6 +68,12 @@ pub struct WorkerContext {
     /// Where ConfigMaps and Secrets for container environments come from; `None` leaves
     /// such variables out (simulated nodes: no API call per container).
     pub config: Option<Arc<dyn ConfigSource>>,
+    /// Where the pods' `/etc/hosts` and termination-message files go; `None`: no such files
+    /// (simulated nodes).
+    pub files: Option<PodFiles>,
+    /// The node's resolv.conf settings, which pods' DNS settings start from; `None` leaves
+    /// resolv.conf to the runtime.
+    pub dns: Option<DnsConfig>,
 }
 
 impl std::fmt::Debug for WorkerContext {
@@ -255,22 +270,171 @@ impl PodWorker {
 
     fn sandbox_config(&self) -> PodSandboxConfig {
         let meta = &self.pod.metadata;
-        let resources = resources::pod_resources(&self.spec(), &self.qos());
+        let spec = self.spec();
+        let resources = resources::pod_resources(&spec, &self.qos());
         PodSandboxConfig {
             name: meta.name.clone().unwrap_or_default(),
             namespace: meta.namespace.clone().unwrap_or_default(),
             uid: meta.uid.clone().unwrap_or_default(),
             attempt: 0,
-            hostname: self
-                .pod
-                .spec
-                .as_ref()
-                .and_then(|s| s.hostname.clone())
-                .or_else(|| meta.name.clone())
-                .unwrap_or_default(),
+            // A host-network pod has the node's UTS namespace and hostname.
+            hostname: match self.host_network() {
+                true => String::new(),
+                false => self.hostname(),
+            },
             labels: meta.labels.clone().unwrap_or_default(),
             annotations: meta.annotations.clone().unwrap_or_default(),
             resources: Some(resources),
+            host_network: spec.host_network.unwrap_or(false),
+            privileged: security::pod_privileged(&spec),
+            dns: self.ctx.dns.as_ref().map(|host| dns::pod_dns(&spec, host)),
+        }
+    }
+
+    /// The pod's hostname: `spec.hostname`, else its name cut to a DNS label; its FQDN with
+    /// `setHostnameAsFQDN` and a subdomain.
+    fn hostname(&self) -> String {
+        let spec = self.pod.spec.as_ref();
+        let name = self.short_hostname();
+        let subdomain = spec
+            .and_then(|s| s.subdomain.as_deref())
+            .unwrap_or_default();
+        if !subdomain.is_empty() && spec.and_then(|s| s.set_hostname_as_fqdn) == Some(true) {
+            let namespace = self.pod.metadata.namespace.as_deref().unwrap_or_default();
+            return format!(
+                "{name}.{subdomain}.{namespace}.svc.{}",
+                files::CLUSTER_DOMAIN
+            );
+        }
+        name
+    }
+
+    /// `spec.hostname`, else the pod's name cut to a DNS label.
+    fn short_hostname(&self) -> String {
+        let spec = self.pod.spec.as_ref();
+        spec.and_then(|s| s.hostname.clone())
+            .filter(|h| !h.is_empty())
+            .unwrap_or_else(|| {
+                let name = self.pod.metadata.name.clone().unwrap_or_default();
+                let cut = &name[..name.len().min(MAX_HOSTNAME)];
+                cut.trim_end_matches(['-', '.']).to_string()
+            })
+    }
+
+    fn host_network(&self) -> bool {
+        self.pod
+            .spec
+            .as_ref()
+            .and_then(|s| s.host_network)
+            .unwrap_or(false)
+    }
+
+    /// The pod's address once its sandbox runs: the node's for `hostNetwork` pods.
+    fn sandbox_ip(&self, reported: Option<IpAddr>) -> Option<IpAddr> {
+        match self.host_network() {
+            true => Some(self.ctx.host_ip),
+            false => reported,
+        }
+    }
+
+    fn uid(&self) -> String {
+        self.pod.metadata.uid.clone().unwrap_or_default()
+    }
+
+    /// Write the pod's managed `/etc/hosts` (once it has an address); its path.
+    fn write_hosts(&self) -> Option<std::path::PathBuf> {
+        let files = self.ctx.files.as_ref()?;
+        let spec = self.spec();
+        let aliases = spec.host_aliases.clone().unwrap_or_default();
+        let content = if self.host_network() {
+            let node = std::fs::read_to_string("/etc/hosts").unwrap_or_default();
+            files::host_network_hosts_file(&node, &aliases)
+        } else {
+            files::hosts_file(
+                self.pod_ip?,
+                &self.short_hostname(),
+                spec.subdomain.as_deref(),
+                self.pod.metadata.namespace.as_deref().unwrap_or_default(),
+                &aliases,
+            )
+        };
+        match files.write_hosts(&self.uid(), &content) {
+            Ok(path) => Some(path),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot write the pod's hosts file");
+                None
+            }
+        }
+    }
+
+    /// The container spec of `name` (init containers included).
+    fn container_spec(&self, name: &str) -> Option<Container> {
+        let spec = self.pod.spec.as_ref()?;
+        spec.init_containers
+            .iter()
+            .flatten()
+            .chain(spec.containers.iter())
+            .find(|c| c.name == name)
+            .cloned()
+    }
+
+    /// `status` with the termination message of its container, once it has exited.
+    fn with_termination_message(&self, mut status: ContainerStatus) -> ContainerStatus {
+        if status.state != ContainerState::Exited {
+            return status;
+        }
+        let Some(files) = &self.ctx.files else {
+            return status;
+        };
+        let container = self.container_spec(&status.name).unwrap_or_default();
+        let has_file = container.termination_message_path.as_deref() != Some("");
+        let path = files.termination_path(&self.uid(), &status.name, status.attempt);
+        let fallback =
+            container.termination_message_policy.as_deref() == Some("FallbackToLogsOnError");
+        status.message = files::termination_message(
+            status.message.as_deref(),
+            has_file.then_some(path.as_path()),
+            fallback,
+            status.exit_code,
+            status.log_path.as_deref(),
+        );
+        status
+    }
+
+    /// Stop a container as the kubelet kills one: its `preStop` hook first (if it is
+    /// running), then TERM with what is left of `grace`, then KILL.
+    async fn stop_container(&self, container: Option<&Container>, id: &str, grace: Duration) {
+        let mut timeout = grace;
+        let pre_stop =
+            container.and_then(|c| c.lifecycle.as_ref()?.pre_stop.as_ref().map(|h| (c, h)));
+        if let Some((container, handler)) = pre_stop.filter(|_| !grace.is_zero()) {
+            let running = matches!(
+                self.ctx.runtime.container_status(id).await,
+                Ok(s) if s.state == ContainerState::Running
+            );
+            if running {
+                let started = Instant::now();
+                let runtime = self.ctx.runtime.as_ref();
+                if let Err(message) = hook::run(
+                    runtime,
+                    &self.pod,
+                    container,
+                    id,
+                    handler,
+                    self.pod_ip,
+                    grace,
+                )
+                .await
+                {
+                    tracing::info!(container = %container.name, %message, "preStop hook failed");
+                }
+                timeout = grace
+                    .saturating_sub(started.elapsed())
+                    .max(MIN_STOP_AFTER_HOOK);
+            }
+        }
+        if let Err(e) = self.ctx.runtime.stop_container(id, timeout).await {
+            tracing::warn!(error = %e, "cannot stop container");
         }
     }
 
@@ -330,8 +494,19 @@ impl PodWorker {
                 record.last = attempts.next();
                 record.restart_count = record.current.as_ref().map_or(0, |c| c.attempt as i32);
             }
+            let exited: Vec<(String, ContainerStatus)> = self
+                .containers
+                .iter()
+                .filter_map(|(name, r)| Some((name.clone(), r.current.clone()?)))
+                .collect();
+            for (name, status) in exited {
+                let status = self.with_termination_message(status);
+                if let Some(record) = self.containers.get_mut(&name) {
+                    record.current = Some(status);
+                }
+            }
             tracing::info!(sandbox.id = %sandbox.id, "adopted the pod's running sandbox");
-            self.pod_ip = sandbox.ip;
+            self.pod_ip = self.sandbox_ip(sandbox.ip);
             self.sandbox_ready = true;
             self.sandbox = Some((sandbox.id, self.sandbox_config()));
         }
@@ -375,10 +550,12 @@ impl PodWorker {
             let config = self.sandbox_config();
             match self.ctx.runtime.run_pod_sandbox(&config).await {
                 Ok(id) => {
-                    self.pod_ip = match self.ctx.runtime.pod_sandbox_status(&id).await {
+                    let reported = match self.ctx.runtime.pod_sandbox_status(&id).await {
                         Ok(s) => s.ip,
                         Err(_) => None,
                     };
+                    self.pod_ip = self.sandbox_ip(reported);
+                    self.write_hosts();
                     self.sandbox_ready = true;
                     self.sandbox = Some((id, config));
                 }
@@ -492,29 +669,43 @@ impl PodWorker {
                 tracing::warn!(error = %e, "cannot remove pod sandbox");
             }
         }
+        if let Some(files) = &self.ctx.files {
+            if let Err(e) = files.remove(&self.uid()) {
+                tracing::warn!(error = %e, "cannot remove the pod's files");
+            }
+        }
         self.sandbox_ready = false;
     }
 
     /// Refresh the current containers' statuses from the runtime.
     async fn refresh(&mut self) {
-        for record in self.containers.values_mut() {
-            if let Some(current) = &record.current {
-                if current.state == ContainerState::Exited {
-                    continue;
-                }
-                match self.ctx.runtime.container_status(&current.id).await {
-                    Ok(status) => {
-                        if status.state != ContainerState::Running {
-                            record.probes = Probes::default();
-                        }
-                        record.current = Some(status);
+        let active: Vec<(String, String)> = self
+            .containers
+            .iter()
+            .filter_map(|(name, record)| {
+                let current = record.current.as_ref()?;
+                (current.state != ContainerState::Exited)
+                    .then(|| (name.clone(), current.id.clone()))
+            })
+            .collect();
+        for (name, id) in active {
+            let result = self.ctx.runtime.container_status(&id).await;
+            let result = result.map(|status| self.with_termination_message(status));
+            let Some(record) = self.containers.get_mut(&name) else {
+                continue;
+            };
+            match result {
+                Ok(status) => {
+                    if status.state != ContainerState::Running {
+                        record.probes = Probes::default();
                     }
-                    Err(RuntimeError::NotFound { .. }) => {
-                        // Removed behind our back: it has to be started again.
-                        record.last = record.current.take();
-                    }
-                    Err(e) => tracing::warn!(error = %e, "cannot read container status"),
+                    record.current = Some(status);
                 }
+                Err(RuntimeError::NotFound { .. }) => {
+                    // Removed behind our back: it has to be started again.
+                    record.last = record.current.take();
+                }
+                Err(e) => tracing::warn!(error = %e, "cannot read container status"),
             }
         }
     }
@@ -599,10 +790,43 @@ impl PodWorker {
                 return;
             }
         };
-        let record = self.containers.entry(name.clone()).or_default();
+        // runAsNonRoot is checked against the user the container would run as, as the
+        // kubelet does before creating it.
+        let spec = self.spec();
+        let image_user = match security::needs_image_user(&spec, container) {
+            true => self.ctx.runtime.image_status(&image).await.ok().flatten(),
+            false => None,
+        };
+        if let Err(message) =
+            security::verify_run_as_non_root(&self.pod, container, image_user.as_ref())
+        {
+            let record = self.containers.entry(name).or_default();
+            record.waiting = Some(Waiting {
+                reason: "CreateContainerConfigError",
+                message: Some(message),
+            });
+            min_wake(wake, Instant::now() + CONFIG_RETRY);
+            return;
+        }
+        let attempt = self
+            .containers
+            .get(&name)
+            .map_or(0, |r| r.restart_count.max(0) as u32);
+        let mounts = match self.container_mounts(container, attempt) {
+            Ok(mounts) => mounts,
+            Err(message) => {
+                let record = self.containers.entry(name).or_default();
+                record.waiting = Some(Waiting {
+                    reason: "CreateContainerConfigError",
+                    message: Some(message),
+                });
+                min_wake(wake, Instant::now() + CONFIG_RETRY);
+                return;
+            }
+        };
         let config = ContainerConfig {
             name: name.clone(),
-            attempt: record.restart_count.max(0) as u32,
+            attempt,
             image: image.clone(),
             command: env::expand_command(container.command.as_deref().unwrap_or_default(), &env),
             args: env::expand_command(container.args.as_deref().unwrap_or_default(), &env),
@@ -610,11 +834,13 @@ impl PodWorker {
             env,
             init,
             resources: Some(resources::container_resources(
-                &self.spec(),
+                &spec,
                 container,
                 &self.qos(),
                 self.ctx.node.memory,
             )),
+            security: security::container_security(&spec, container),
+            mounts,
         };
         let runtime = self.ctx.runtime.clone();
         let created = runtime
@@ -633,12 +859,50 @@ impl PodWorker {
             }
         };
         let started = runtime.start_container(&id).await;
-        let status = runtime.container_status(&id).await;
+        let post_start = container
+            .lifecycle
+            .as_ref()
+            .and_then(|l| l.post_start.as_ref());
+        let hook_failed = match (&started, post_start) {
+            (Ok(()), Some(handler)) => {
+                let grace = self.grace_period();
+                let runtime = runtime.as_ref();
+                match hook::run(
+                    runtime,
+                    &self.pod,
+                    container,
+                    &id,
+                    handler,
+                    self.pod_ip,
+                    grace,
+                )
+                .await
+                {
+                    Ok(()) => None,
+                    Err(message) => {
+                        // As upstream: the container is killed and restarts per its policy
+                        // (until then it waits with the hook's error).
+                        tracing::info!(container = %name, %message, "postStart hook failed");
+                        self.stop_container(Some(container), &id, grace).await;
+                        let never = status::restart_policy(&spec) == "Never";
+                        (!never || status::is_sidecar(container)).then_some(message)
+                    }
+                }
+            }
+            _ => None,
+        };
+        let status = runtime
+            .container_status(&id)
+            .await
+            .map(|status| self.with_termination_message(status));
         let record = self.containers.entry(name).or_default();
         match (started, status) {
             (Ok(()), Ok(status)) => {
                 record.current = Some(status);
-                record.waiting = None;
+                record.waiting = hook_failed.map(|message| Waiting {
+                    reason: "PostStartHookError",
+                    message: Some(message),
+                });
                 record.probes = Probes::default();
             }
             (Err(e), _) | (_, Err(e)) => {
@@ -650,6 +914,50 @@ impl PodWorker {
                 min_wake(wake, Instant::now() + RUNTIME_RETRY);
             }
         }
+    }
+
+    /// The host files a new attempt of `container` mounts: the managed `/etc/hosts` (unless
+    /// a volume mounts its own) and an empty termination-message file.
+    fn container_mounts(&self, container: &Container, attempt: u32) -> Result<Vec<Mount>, String> {
+        let Some(files) = &self.ctx.files else {
+            return Ok(Vec::new());
+        };
+        let mut mounts = Vec::new();
+        let own_hosts = container
+            .volume_mounts
+            .iter()
+            .flatten()
+            .any(|m| m.mount_path == "/etc/hosts");
+        let uid = self.uid();
+        if !own_hosts && (self.pod_ip.is_some() || self.host_network()) {
+            let path = files.hosts_path(&uid);
+            let path = match path.exists() {
+                true => Some(path),
+                false => self.write_hosts(),
+            };
+            if let Some(path) = path {
+                mounts.push(Mount {
+                    host_path: path,
+                    container_path: "/etc/hosts".to_string(),
+                    readonly: false,
+                });
+            }
+        }
+        let message_path = container
+            .termination_message_path
+            .as_deref()
+            .unwrap_or(DEFAULT_TERMINATION_MESSAGE_PATH);
+        if !message_path.is_empty() {
+            let path = files
+                .create_termination_file(&uid, &container.name, attempt)
+                .map_err(|e| format!("cannot create the termination message file: {e}"))?;
+            mounts.push(Mount {
+                host_path: path,
+                container_path: message_path.to_string(),
+                readonly: false,
+            });
+        }
+        Ok(mounts)
     }
 
     /// Restart an exited container unless it is in back-off.
@@ -778,9 +1086,8 @@ impl PodWorker {
             }
         }
         for (name, id, grace) in kill {
-            if let Err(e) = self.ctx.runtime.stop_container(&id, grace).await {
-                tracing::warn!(error = %e, "cannot stop container");
-            }
+            let container = self.container_spec(&name);
+            self.stop_container(container.as_ref(), &id, grace).await;
             if let Some(record) = self.containers.get_mut(&name) {
                 record.killed_by_probe = true;
                 record.probes = Probes::default();
@@ -879,19 +1186,22 @@ impl PodWorker {
     /// Stop every running container (concurrently, each within `grace`), then the sandbox.
     async fn stop_all(&mut self, grace: Duration) {
         let runtime = self.ctx.runtime.clone();
-        let running: Vec<String> = self
+        let running: Vec<(Option<Container>, String)> = self
             .containers
-            .values()
-            .filter_map(|r| r.current.as_ref())
-            .filter(|c| c.state != ContainerState::Exited)
-            .map(|c| c.id.clone())
+            .iter()
+            .filter_map(|(name, r)| Some((name, r.current.as_ref()?)))
+            .filter(|(_, c)| c.state != ContainerState::Exited)
+            .map(|(name, c)| (self.container_spec(name), c.id.clone()))
             .collect();
-        let stops = running.iter().map(|id| runtime.stop_container(id, grace));
+        let stops = running
+            .iter()
+            .map(|(container, id)| self.stop_container(container.as_ref(), id, grace));
+        futures::future::join_all(stops).await;
+        // A container that would not stop is still there: try again at the next sync.
         let mut stopped = true;
-        for result in futures::future::join_all(stops).await {
-            if let Err(e) = result {
-                tracing::warn!(error = %e, "cannot stop container");
-                stopped = false;
+        for (_, id) in &running {
+            if let Ok(status) = runtime.container_status(id).await {
+                stopped &= status.state == ContainerState::Exited;
             }
         }
         if let Some((id, _)) = &self.sandbox {

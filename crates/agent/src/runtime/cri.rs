@@ -27,9 +27,9 @@ use tonic::transport::{Channel, Endpoint, Uri};
 use tonic::{Code, Status};
 
 use super::{
-    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerState, ContainerStatus,
-    ExecSyncResult, Image, LinuxResources, PodSandboxConfig, PodSandboxStatus, Runtime,
-    RuntimeResult, RuntimeVersion, SandboxState,
+    ContainerConfig, ContainerEvent, ContainerEventKind, ContainerSecurity, ContainerState,
+    ContainerStatus, ExecSyncResult, Image, LinuxResources, PodSandboxConfig, PodSandboxStatus,
+    Runtime, RuntimeResult, RuntimeVersion, SandboxState,
 };
 use crate::containerd::CgroupDriver;
 use crate::error::RuntimeError;
@@ -166,11 +166,17 @@ pub fn sandbox_config(pod: &PodSandboxConfig, options: &CriOptions) -> cri::PodS
         log_directory: pod_log_dir(pod, options).to_string_lossy().into_owned(),
         labels,
         annotations: pod.annotations.clone().into_iter().collect(),
+        dns_config: pod.dns.as_ref().map(|dns| cri::DnsConfig {
+            servers: dns.servers.clone(),
+            searches: dns.searches.clone(),
+            options: dns.options.clone(),
+        }),
         linux: Some(cri::LinuxPodSandboxConfig {
             cgroup_parent: cgroup_parent(options.cgroup_driver, &pod.uid),
             resources: pod.resources.map(linux_resources),
             security_context: Some(cri::LinuxSandboxSecurityContext {
-                namespace_options: Some(namespace_options()),
+                namespace_options: Some(namespace_options(pod.host_network)),
+                privileged: pod.privileged,
                 ..Default::default()
             }),
             ..Default::default()
@@ -179,10 +185,16 @@ pub fn sandbox_config(pod: &PodSandboxConfig, options: &CriOptions) -> cri::PodS
     }
 }
 
-/// The kubelet's defaults: the pod shares network and IPC, each container has its own PIDs.
-fn namespace_options() -> cri::NamespaceOption {
+/// The kubelet's defaults: the pod shares network and IPC, each container has its own PIDs;
+/// a `hostNetwork` pod uses the node's network.
+fn namespace_options(host_network: bool) -> cri::NamespaceOption {
+    let network = if host_network {
+        cri::NamespaceMode::Node
+    } else {
+        cri::NamespaceMode::Pod
+    };
     cri::NamespaceOption {
-        network: cri::NamespaceMode::Pod as i32,
+        network: network as i32,
         pid: cri::NamespaceMode::Container as i32,
         ipc: cri::NamespaceMode::Pod as i32,
         ..Default::default()
@@ -237,13 +249,44 @@ pub fn container_config(
         labels,
         annotations: HashMap::from([(ANNOTATION_IMAGE.to_string(), config.image.clone())]),
         log_path: format!("{}/{}.log", config.name, config.attempt),
+        mounts: config
+            .mounts
+            .iter()
+            .map(|m| cri::Mount {
+                container_path: m.container_path.clone(),
+                host_path: m.host_path.to_string_lossy().into_owned(),
+                readonly: m.readonly,
+                ..Default::default()
+            })
+            .collect(),
         linux: Some(cri::LinuxContainerConfig {
             resources: config.resources.map(linux_resources),
-            security_context: Some(cri::LinuxContainerSecurityContext {
-                namespace_options: Some(namespace_options()),
-                ..Default::default()
-            }),
+            security_context: Some(security_context(&config.security, pod.host_network)),
         }),
+        ..Default::default()
+    }
+}
+
+fn security_context(
+    security: &ContainerSecurity,
+    host_network: bool,
+) -> cri::LinuxContainerSecurityContext {
+    let capabilities = (!security.add_capabilities.is_empty()
+        || !security.drop_capabilities.is_empty())
+    .then(|| cri::Capability {
+        add_capabilities: security.add_capabilities.clone(),
+        drop_capabilities: security.drop_capabilities.clone(),
+        ..Default::default()
+    });
+    cri::LinuxContainerSecurityContext {
+        capabilities,
+        privileged: security.privileged,
+        namespace_options: Some(namespace_options(host_network)),
+        run_as_user: security.run_as_user.map(|value| cri::Int64Value { value }),
+        run_as_group: security.run_as_group.map(|value| cri::Int64Value { value }),
+        readonly_rootfs: security.readonly_rootfs,
+        supplemental_groups: security.supplemental_groups.clone(),
+        no_new_privs: security.no_new_privs,
         ..Default::default()
     }
 }
@@ -339,6 +382,9 @@ pub fn container_status(status: cri::ContainerStatus) -> ContainerStatus {
         message: Some(status.message).filter(|m| !m.is_empty()),
         image,
         image_ref: status.image_ref,
+        log_path: Some(status.log_path)
+            .filter(|p| !p.is_empty())
+            .map(PathBuf::from),
     }
 }
 
@@ -368,6 +414,8 @@ fn image(image: cri::Image) -> Image {
         id: image.id,
         repo_tags: image.repo_tags,
         size: image.size,
+        uid: image.uid.map(|uid| uid.value),
+        username: image.username,
     }
 }
 
@@ -1023,6 +1071,7 @@ mod tests {
                 memory_limit: 32 << 20,
                 oom_score_adj: 0,
             }),
+            ..Default::default()
         }
     }
 
@@ -1073,6 +1122,7 @@ mod tests {
                 memory_limit: 0,
                 oom_score_adj: 1000,
             }),
+            ..Default::default()
         };
         let cri = container_config("sb1", &config, &pod());
         assert_eq!(cri.command, ["sh", "-c"]);
@@ -1086,6 +1136,63 @@ mod tests {
         assert_eq!(resources.cpu_shares, 2);
         assert_eq!(resources.cpu_period, 100_000);
         assert_eq!(resources.oom_score_adj, 1000);
+    }
+
+    #[test]
+    fn security_settings_mounts_and_host_network_reach_cri() {
+        let config = ContainerConfig {
+            name: "app".into(),
+            image: "busybox".into(),
+            security: ContainerSecurity {
+                run_as_user: Some(1000),
+                run_as_group: None,
+                supplemental_groups: vec![4000, 3000],
+                readonly_rootfs: true,
+                privileged: true,
+                no_new_privs: true,
+                add_capabilities: vec!["NET_ADMIN".into()],
+                drop_capabilities: vec!["ALL".into()],
+            },
+            mounts: vec![super::super::Mount {
+                host_path: "/d/pods/x/etc-hosts".into(),
+                container_path: "/etc/hosts".into(),
+                readonly: false,
+            }],
+            ..Default::default()
+        };
+        let mut sandbox = pod();
+        sandbox.host_network = true;
+        sandbox.privileged = true;
+        sandbox.dns = Some(super::super::DnsConfig {
+            servers: vec!["1.1.1.1".into()],
+            searches: vec!["example.com".into()],
+            options: vec!["ndots:2".into()],
+        });
+        let cri = container_config("sb1", &config, &sandbox);
+        assert_eq!(cri.mounts[0].container_path, "/etc/hosts");
+        assert_eq!(cri.mounts[0].host_path, "/d/pods/x/etc-hosts");
+        let security = cri.linux.unwrap().security_context.unwrap();
+        assert_eq!(security.run_as_user, Some(cri::Int64Value { value: 1000 }));
+        assert_eq!(security.run_as_group, None);
+        assert_eq!(security.supplemental_groups, [4000, 3000]);
+        assert!(security.readonly_rootfs && security.privileged && security.no_new_privs);
+        let capabilities = security.capabilities.unwrap();
+        assert_eq!(capabilities.add_capabilities, ["NET_ADMIN"]);
+        assert_eq!(capabilities.drop_capabilities, ["ALL"]);
+        let network = security.namespace_options.unwrap().network;
+        assert_eq!(network, cri::NamespaceMode::Node as i32);
+        let plain = container_config("sb1", &ContainerConfig::default(), &pod());
+        let security = plain.linux.unwrap().security_context.unwrap();
+        assert!(security.capabilities.is_none() && security.run_as_user.is_none());
+
+        let config = sandbox_config(&sandbox, &options(CgroupDriver::Cgroupfs));
+        let dns = config.dns_config.unwrap();
+        assert_eq!(dns.servers, ["1.1.1.1"]);
+        assert_eq!(dns.options, ["ndots:2"]);
+        let security = config.linux.unwrap().security_context.unwrap();
+        assert!(security.privileged);
+        let network = security.namespace_options.unwrap().network;
+        assert_eq!(network, cri::NamespaceMode::Node as i32);
     }
 
     #[test]

@@ -107,6 +107,22 @@ pub struct PodSandboxConfig {
     pub annotations: BTreeMap<String, String>,
     /// The pod cgroup's limits (from the pod's requests and limits); `None`: unlimited.
     pub resources: Option<LinuxResources>,
+    /// `hostNetwork`: the pod shares the node's network namespace (and has its address).
+    pub host_network: bool,
+    /// Some container of the pod is privileged (runtimes refuse privileged containers in
+    /// sandboxes that are not).
+    pub privileged: bool,
+    /// The pod's resolv.conf; `None` leaves it to the runtime (the host's).
+    pub dns: Option<DnsConfig>,
+}
+
+/// CRI `DNSConfig`: what goes into a pod's `/etc/resolv.conf`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct DnsConfig {
+    pub servers: Vec<String>,
+    pub searches: Vec<String>,
+    /// `ndots:5`, `edns0`…
+    pub options: Vec<String>,
 }
 
 /// CRI `LinuxContainerResources`, the parts the agent sets. A zero quota or memory limit is
@@ -157,6 +173,37 @@ pub struct ContainerConfig {
     /// cgroup settings from the container's requests and limits; `None` leaves them to the
     /// runtime.
     pub resources: Option<LinuxResources>,
+    /// From the pod's and the container's `securityContext`.
+    pub security: ContainerSecurity,
+    /// Host files bind-mounted into the container (`/etc/hosts`, the termination log).
+    pub mounts: Vec<Mount>,
+}
+
+/// CRI `LinuxContainerSecurityContext`, the parts the agent sets.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ContainerSecurity {
+    /// `None`: the image's user.
+    pub run_as_user: Option<i64>,
+    /// `None`: the user's primary group.
+    pub run_as_group: Option<i64>,
+    /// Extra groups of the container's processes (the pod's `fsGroup` first).
+    pub supplemental_groups: Vec<i64>,
+    pub readonly_rootfs: bool,
+    pub privileged: bool,
+    /// `no_new_privs`: no process gains privileges through setuid binaries or file
+    /// capabilities (`allowPrivilegeEscalation: false`).
+    pub no_new_privs: bool,
+    /// Capability names as the pod spells them (`NET_ADMIN`, `ALL`).
+    pub add_capabilities: Vec<String>,
+    pub drop_capabilities: Vec<String>,
+}
+
+/// CRI `Mount`: a host path bind-mounted into a container.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mount {
+    pub host_path: std::path::PathBuf,
+    pub container_path: String,
+    pub readonly: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -185,6 +232,8 @@ pub struct ContainerStatus {
     pub message: Option<String>,
     pub image: String,
     pub image_ref: String,
+    /// Where the runtime writes its output (CRI log format), if it says.
+    pub log_path: Option<std::path::PathBuf>,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -199,6 +248,10 @@ pub struct Image {
     pub id: String,
     pub repo_tags: Vec<String>,
     pub size: u64,
+    /// The image's user as a number, when its configuration names one that way.
+    pub uid: Option<i64>,
+    /// The image's user as a name, when it is not a number.
+    pub username: String,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -417,6 +417,7 @@ impl Runtime for SimulatedRuntime {
                     message: None,
                     image,
                     image_ref,
+                    log_path: None,
                 },
                 exit,
                 exit_at: None,
@@ -643,6 +644,8 @@ impl Runtime for SimulatedRuntime {
                 id: format!("{repo}@{}", digest_of(&name)),
                 repo_tags: vec![name.clone()],
                 size: 0,
+                uid: None,
+                username: String::new(),
             }
         });
         Ok(entry.id.clone())

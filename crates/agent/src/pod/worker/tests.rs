@@ -25,6 +25,8 @@ fn context(startup_ms: u64, backoff: BackoffConfig) -> (WorkerContext, Simulated
         host_ip: "172.30.0.9".parse().unwrap(),
         node: NodeResources::new("4", "8Gi"),
         config: None,
+        files: None,
+        dns: None,
     };
     (ctx, runtime)
 }
@@ -682,4 +684,147 @@ async fn a_secret_that_cannot_be_read_is_reported_with_the_api_error() {
         .message
         .as_deref();
     assert_eq!(message, Some("secrets are forbidden here"));
+}
+
+#[tokio::test(start_paused = true)]
+async fn run_as_non_root_with_an_image_that_runs_as_root_is_a_config_error() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let spec = json!({
+        "securityContext": {"runAsNonRoot": true},
+        "containers": [
+            container("root"),
+            {"name": "user", "image": "busybox", "securityContext": {"runAsUser": 1000}},
+        ],
+    });
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec));
+    let (status, outcome) = sync(&mut worker).await;
+    let root = status_of(&status, "root");
+    assert_eq!(waiting_reason(root), Some("CreateContainerConfigError"));
+    let message = root.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(
+        message.message.as_deref(),
+        Some("container has runAsNonRoot and image will run as root (pod: \"p_ns(u-1)\", container: root)")
+    );
+    assert!(status_of(&status, "user")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
+    assert!(outcome.wake_at.is_some(), "the check is retried");
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_failing_post_start_hook_kills_the_container_which_restarts() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    // Exec in `app` fails in the simulated runtime.
+    let annotations = json!({"navarch.io/sim-probe-fail": "app"});
+    let spec = json!({"terminationGracePeriodSeconds": 5, "containers": [
+        {"name": "app", "image": "busybox", "lifecycle": {
+            "postStart": {"exec": {"command": ["setup"]}}}},
+        {"name": "ok", "image": "busybox", "lifecycle": {
+            "postStart": {"exec": {"command": ["setup"]}}}},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(annotations, spec));
+    let (status, outcome) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(waiting_reason(app), Some("PostStartHookError"));
+    let message = app.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert!(
+        message.message.as_deref().unwrap().starts_with(
+            "Exec lifecycle hook ([\"setup\"]) for Container \"app\" in Pod \"p_ns(u-1)\" failed"
+        ),
+        "{message:?}"
+    );
+    assert!(status_of(&status, "ok")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
+    assert_eq!(outcome.wake_at, None);
+    // The killed container restarts at once (first restart), and fails again.
+    let (status, _) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(app.restart_count, 1);
+    assert!(app.last_state.as_ref().unwrap().terminated.is_some());
+}
+
+#[tokio::test(start_paused = true)]
+async fn pre_stop_hooks_run_before_the_stop_within_the_grace_period() {
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let annotations = json!({"navarch.io/sim-stop-after": "1m"});
+    let spec = json!({"containers": [
+        {"name": "app", "image": "busybox", "lifecycle": {"preStop": {"sleep": {"seconds": 3}}}},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(annotations.clone(), spec.clone()));
+    sync(&mut worker).await;
+    worker.update(deleting(pod(annotations.clone(), spec.clone()), 10));
+    let t = Instant::now();
+    let (status, outcome) = sync(&mut worker).await;
+    // 3 s of hook, then the 7 s left of the grace period before the kill.
+    assert_eq!(t.elapsed(), Duration::from_secs(10));
+    assert!(outcome.delete_from_api);
+    let app = status_of(&status, "app");
+    let terminated = app.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(terminated.exit_code, 137);
+
+    // A hook that outlasts the grace period still leaves the container 2 s after TERM.
+    let (ctx, _) = context(0, BackoffConfig::default());
+    let spec = json!({"containers": [
+        {"name": "app", "image": "busybox", "lifecycle": {"preStop": {"sleep": {"seconds": 60}}}},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(annotations.clone(), spec.clone()));
+    sync(&mut worker).await;
+    worker.update(deleting(pod(annotations, spec), 5));
+    let t = Instant::now();
+    sync(&mut worker).await;
+    assert_eq!(t.elapsed(), Duration::from_secs(7));
+}
+
+#[tokio::test(start_paused = true)]
+async fn pods_get_a_hosts_file_termination_messages_and_host_network_addresses() {
+    let dir = tempfile::tempdir().unwrap();
+    let (mut ctx, _) = context(0, BackoffConfig::default());
+    ctx.files = Some(PodFiles::new(dir.path()));
+    let annotations = json!({"navarch.io/sim-exit.app": "3 after 1s"});
+    let spec = json!({
+        "restartPolicy": "Never",
+        "hostname": "web-0",
+        "subdomain": "web",
+        "hostAliases": [{"ip": "10.1.1.1", "hostnames": ["db"]}],
+        "containers": [container("app"), container("other")],
+    });
+    let mut worker = PodWorker::new(ctx.clone(), pod(annotations, spec));
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.pod_ip.as_deref(), Some("10.42.3.2"));
+    let files = PodFiles::new(dir.path());
+    let hosts = std::fs::read_to_string(files.hosts_path("u-1")).unwrap();
+    assert!(
+        hosts.contains("\n10.42.3.2\tweb-0.web.ns.svc.cluster.local\tweb-0\n"),
+        "{hosts}"
+    );
+    assert!(hosts.ends_with("10.1.1.1\tdb\n"), "{hosts}");
+    // What the container writes to /dev/termination-log is its message when it exits.
+    let message_file = files.termination_path("u-1", "app", 0);
+    std::fs::write(&message_file, "bye").unwrap();
+    // The exit comes as a runtime event; the test syncs after it instead.
+    tokio::time::sleep(Duration::from_secs(1)).await;
+    let (status, _) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    let terminated = app.state.as_ref().unwrap().terminated.as_ref().unwrap();
+    assert_eq!(terminated.exit_code, 3);
+    assert_eq!(terminated.message.as_deref(), Some("bye"));
+    // Removing the pod removes its files.
+    worker.kill().await;
+    assert!(!files.pod_dir("u-1").exists());
+
+    let spec = json!({"hostNetwork": true, "containers": [container("app")]});
+    let mut host = pod(json!({}), spec);
+    host.metadata.uid = Some("u-2".into());
+    let mut worker = PodWorker::new(ctx, host);
+    let (status, _) = sync(&mut worker).await;
+    assert_eq!(status.pod_ip.as_deref(), Some("172.30.0.9"));
+    let hosts = std::fs::read_to_string(files.hosts_path("u-2")).unwrap();
+    assert!(hosts.starts_with("# Kubernetes-managed hosts file (host network).\n"));
 }

@@ -1,0 +1,328 @@
+//! Pod features on real containers under one `navarch up`: `securityContext` (user, groups,
+//! read-only root, capabilities, no_new_privs, privileged, `runAsNonRoot` refused for a root
+//! image), lifecycle hooks (`postStart` exec before the main process goes on, a failing one
+//! restarting its container, `preStop` httpGet on deletion), termination messages (from the
+//! file and from the log), `hostNetwork`, hostname/subdomain in `/etc/hosts` and resolv.conf
+//! from `dnsConfig`; then nothing left after `kubectl delete`.
+//!
+//! Needs root, containerd, runc, the CNI plugins and busybox-static (`make test-deps`).
+
+use std::io::{Read, Write};
+use std::net::TcpListener;
+use std::sync::mpsc;
+use std::time::Duration;
+
+use anyhow::{ensure, Context, Result};
+use navarch_e2e::up::{UpCluster, BUSYBOX};
+use navarch_e2e::{wait_for, Kubectl};
+
+const BOUND: Duration = Duration::from_secs(40);
+
+fn manifest(host_port: u16, hook_port: u16) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata: {{name: secure}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {{runAsUser: 1000, runAsGroup: 2000, supplementalGroups: [3000], fsGroup: 4000}}
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'id; grep -E "^(CapBnd|NoNewPrivs)" /proc/self/status; (touch /probe && echo rootfs=writable) || echo rootfs=readonly; exec sleep 3600']
+    securityContext:
+      readOnlyRootFilesystem: true
+      allowPrivilegeEscalation: false
+      capabilities: {{drop: [ALL], add: [NET_BIND_SERVICE]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: privileged}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'grep CapEff /proc/self/status; exec sleep 3600']
+    securityContext: {{privileged: true}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: nonroot}}
+spec:
+  terminationGracePeriodSeconds: 1
+  securityContext: {{runAsNonRoot: true}}
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hooks}}
+spec:
+  terminationGracePeriodSeconds: 5
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'while [ ! -f /tmp/hook ]; do sleep 0.1; done; cat /tmp/hook; exec sleep 3600']
+    lifecycle:
+      postStart:
+        exec: {{command: [sh, -c, 'echo post-start-ran > /tmp/hook']}}
+      preStop:
+        httpGet: {{host: 127.0.0.1, port: {hook_port}, path: /pre-stop}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: badhook}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sleep, "3600"]
+    lifecycle:
+      postStart:
+        exec: {{command: ["false"]}}
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: message}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'printf bye > /dev/termination-log; exit 3']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: fallback}}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    terminationMessagePolicy: FallbackToLogsOnError
+    command: [sh, -c, 'echo oops; exit 1']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: hostnet}}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostNetwork: true
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'head -n 1 /etc/hosts; exec httpd -f -p 127.0.0.1:{host_port} -h /var/www']
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: named}}
+spec:
+  terminationGracePeriodSeconds: 1
+  hostname: web-0
+  subdomain: web
+  hostAliases: [{{ip: 192.0.2.10, hostnames: [db.example]}}]
+  dnsPolicy: None
+  dnsConfig:
+    nameservers: [192.0.2.53]
+    searches: [corp.example]
+    options: [{{name: ndots, value: "2"}}]
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [sh, -c, 'echo "hostname=$(hostname)"; cat /etc/hosts /etc/resolv.conf; exec sleep 3600']
+"#
+    )
+}
+
+fn free_port() -> Result<u16> {
+    Ok(TcpListener::bind("127.0.0.1:0")?.local_addr()?.port())
+}
+
+/// Accept one request on `listener` and answer 200; the request line goes to the channel.
+fn serve_once(listener: TcpListener) -> mpsc::Receiver<String> {
+    let (sender, receiver) = mpsc::channel();
+    std::thread::spawn(move || {
+        if let Ok((mut stream, _)) = listener.accept() {
+            let _ = stream.set_read_timeout(Some(Duration::from_secs(5)));
+            let mut buf = [0u8; 1024];
+            let n = stream.read(&mut buf).unwrap_or(0);
+            let _ = stream.write_all(b"HTTP/1.0 200 OK\r\nContent-Length: 0\r\n\r\n");
+            let request = String::from_utf8_lossy(&buf[..n]);
+            let _ = sender.send(request.lines().next().unwrap_or_default().to_string());
+        }
+    });
+    receiver
+}
+
+fn http_get(addr: &str) -> Option<String> {
+    let addr: std::net::SocketAddr = addr.parse().ok()?;
+    let mut stream = std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(1)).ok()?;
+    stream.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    stream
+        .write_all(b"GET / HTTP/1.0\r\nHost: pod\r\n\r\n")
+        .ok()?;
+    let mut body = String::new();
+    stream.read_to_string(&mut body).ok()?;
+    Some(body)
+}
+
+#[test]
+fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()> {
+    let kubectl = Kubectl::new("kubectl.1.33")?;
+    let cluster = UpCluster::start("nve2efeat")?;
+    let kubeconfig = cluster.kubeconfig();
+    let get = |args: &[&str]| kubectl.stdout(&kubeconfig, args);
+    cluster.import_busybox()?;
+
+    let host_port = free_port()?;
+    let hook_listener = TcpListener::bind("127.0.0.1:0")?;
+    let hook_port = hook_listener.local_addr()?.port();
+    let pre_stop = serve_once(hook_listener);
+    let manifest_path = cluster.data_dir().with_extension("yaml");
+    std::fs::write(&manifest_path, manifest(host_port, hook_port))?;
+    let manifest_arg = manifest_path.to_string_lossy().into_owned();
+    get(&["apply", "-f", &manifest_arg])?;
+
+    let jsonpath = |pod: &str, path: &str| -> Option<String> {
+        get(&["get", "pod", pod, "-o", &format!("jsonpath={path}")]).ok()
+    };
+    // What a container printed, once it printed `last`.
+    let log = |pod: &str, last: &str| -> Result<String> {
+        let uid = get(&["get", "pod", pod, "-o", "jsonpath={.metadata.uid}"])?;
+        wait_for(BOUND, &format!("{pod} to print {last:?}"), || {
+            let log = cluster.container_log("default", pod, &uid, "main");
+            let text: Vec<&str> = log
+                .lines()
+                .filter_map(|l| l.splitn(4, ' ').nth(3))
+                .collect();
+            let text = text.join("\n");
+            text.contains(last).then_some(text)
+        })
+    };
+
+    // securityContext: user and groups, bounding set, no_new_privs, read-only root.
+    let secure = log("secure", "rootfs=")?;
+    let id = secure.lines().next().unwrap_or_default();
+    ensure!(
+        id.starts_with("uid=1000 gid=2000 ") && id.contains("3000") && id.contains("4000"),
+        "id in the secure pod: {secure}"
+    );
+    ensure!(
+        secure.contains("CapBnd:\t0000000000000400"),
+        "only NET_BIND_SERVICE is left: {secure}"
+    );
+    ensure!(secure.contains("NoNewPrivs:\t1"), "{secure}");
+    ensure!(secure.contains("rootfs=readonly"), "{secure}");
+    // privileged: every capability, CAP_SYS_ADMIN (bit 21) among them.
+    let privileged = log("privileged", "CapEff")?;
+    let caps = privileged
+        .split_whitespace()
+        .nth(1)
+        .and_then(|hex| u64::from_str_radix(hex, 16).ok())
+        .with_context(|| format!("privileged printed {privileged:?}"))?;
+    ensure!(caps & (1 << 21) != 0, "CapEff {caps:x} lacks CAP_SYS_ADMIN");
+    // runAsNonRoot with an image that runs as root.
+    let nonroot = wait_for(BOUND, "nonroot to be refused", || {
+        let out = jsonpath(
+            "nonroot",
+            "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        )?;
+        out.starts_with("CreateContainerConfigError|")
+            .then_some(out)
+    })?;
+    ensure!(
+        nonroot.contains("container has runAsNonRoot and image will run as root"),
+        "{nonroot}"
+    );
+
+    // postStart ran before the main process went past its wait.
+    ensure!(
+        log("hooks", "post-start-ran")? == "post-start-ran",
+        "hooks log"
+    );
+    // A failing postStart hook kills the container, which restarts.
+    wait_for(BOUND, "badhook to restart", || {
+        let restarts = jsonpath("badhook", "{.status.containerStatuses[0].restartCount}")?;
+        (restarts.parse::<u32>().ok()? >= 1).then_some(())
+    })?;
+
+    // Termination messages: from the file, and from the log on failure.
+    let message = wait_for(BOUND, "message to exit", || {
+        let out = jsonpath(
+            "message",
+            "{.status.containerStatuses[0].state.terminated.exitCode}|{.status.containerStatuses[0].state.terminated.message}",
+        )?;
+        out.starts_with("3|").then_some(out)
+    })?;
+    ensure!(message == "3|bye", "message: {message}");
+    let fallback = wait_for(BOUND, "fallback to exit", || {
+        let out = jsonpath(
+            "fallback",
+            "{.status.containerStatuses[0].state.terminated.message}",
+        )?;
+        (!out.is_empty()).then_some(out)
+    })?;
+    ensure!(fallback.trim() == "oops", "fallback: {fallback:?}");
+
+    // hostNetwork: the node's address, the node's ports, the host's hosts file.
+    wait_for(BOUND, "the hostNetwork pod's httpd", || {
+        http_get(&format!("127.0.0.1:{host_port}"))
+            .filter(|page| page.contains("navarch test image"))
+    })?;
+    let ips = jsonpath("hostnet", "{.status.podIP} {.status.hostIP}").unwrap_or_default();
+    let (pod_ip, host_ip) = ips.split_once(' ').unwrap_or_default();
+    ensure!(
+        !pod_ip.is_empty() && pod_ip == host_ip,
+        "hostnet IPs: {ips}"
+    );
+    ensure!(
+        log("hostnet", "hosts file")? == "# Kubernetes-managed hosts file (host network).",
+        "hostnet /etc/hosts"
+    );
+
+    // hostname, subdomain and aliases in /etc/hosts; resolv.conf from dnsConfig.
+    let named = log("named", "options")?;
+    let pod_ip = jsonpath("named", "{.status.podIP}").unwrap_or_default();
+    ensure!(named.starts_with("hostname=web-0\n"), "{named}");
+    ensure!(
+        named.contains(&format!(
+            "{pod_ip}\tweb-0.web.default.svc.cluster.local\tweb-0"
+        )),
+        "{named}"
+    );
+    ensure!(named.contains("192.0.2.10\tdb.example"), "{named}");
+    ensure!(named.contains("nameserver 192.0.2.53"), "{named}");
+    ensure!(named.contains("search corp.example"), "{named}");
+    ensure!(named.contains("options ndots:2"), "{named}");
+
+    // Deleting runs the preStop hook, and leaves no task, mount or pod file behind.
+    get(&["delete", "-f", &manifest_arg, "--wait=true"])?;
+    let request = pre_stop
+        .recv_timeout(BOUND)
+        .context("the preStop hook never called")?;
+    ensure!(request.starts_with("GET /pre-stop HTTP/1."), "{request}");
+    wait_for(BOUND, "the containerd tasks to go", || {
+        let tasks = cluster.ctr(&["tasks", "ls", "-q"]).ok()?;
+        tasks.trim().is_empty().then_some(())
+    })?;
+    let pod_files = cluster.data_dir().join("pod-files");
+    wait_for(BOUND, "the mounts and pod files to go", || {
+        let files = std::fs::read_dir(&pod_files).map_or(0, |d| d.count());
+        (cluster.mounts().is_empty() && files == 0).then_some(())
+    })
+    .with_context(|| format!("mounts left: {:?}", cluster.mounts()))?;
+    Ok(())
+}
