@@ -8,7 +8,7 @@ export PATH := $(HOME)/.cargo/bin:/usr/local/bin:$(PATH)
 # System packages the server and the tests need, installed only when missing.
 RUN_DEPS := ca-certificates curl build-essential protobuf-compiler libprotobuf-dev pkg-config \
   containerd runc containernetworking-plugins nftables iproute2 busybox-static
-TEST_DEPS := etcd-server etcd-client python3-venv
+TEST_DEPS := etcd-server etcd-client python3-venv bsdutils
 
 # The official Python client, pinned to the Kubernetes minor the server speaks, in a venv under
 # target/ (tests/e2e/tests/python_client.rs runs it).

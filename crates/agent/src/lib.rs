@@ -17,5 +17,6 @@ pub mod node;
 pub mod pod;
 pub mod quantity;
 pub mod runtime;
+pub mod streaming;
 
 pub use error::{Error, Result, RuntimeError};

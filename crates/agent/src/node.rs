@@ -29,8 +29,9 @@ use crate::error::{Error, Result};
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
 /// The label of control-plane nodes.
 pub const CONTROL_PLANE_LABEL: &str = "node-role.kubernetes.io/control-plane";
-/// The kubelet's port, advertised in `daemonEndpoints` (logs and exec are served there later).
-const KUBELET_PORT: i32 = 10250;
+/// The kubelet's port, advertised in `daemonEndpoints` unless the streaming server listens
+/// on another ([`NodeConfig::kubelet_port`]).
+pub const KUBELET_PORT: i32 = 10250;
 /// How long a new node waits for the node IPAM controller to assign its podCIDR.
 const IPAM_WAIT: Duration = Duration::from_secs(5);
 const IPAM_POLL_INITIAL: Duration = Duration::from_millis(100);
@@ -61,6 +62,9 @@ pub struct NodeConfig {
     /// Kernel and OS image to report.
     pub kernel_version: String,
     pub os_image: String,
+    /// The streaming server's port ([`crate::streaming`]), advertised in
+    /// `status.daemonEndpoints.kubeletEndpoint` for the API server.
+    pub kubelet_port: i32,
 }
 
 /// Heartbeat timing (the kubelet's defaults).
@@ -240,7 +244,9 @@ pub fn node_status(
         ]),
         conditions: Some(conditions),
         daemon_endpoints: Some(NodeDaemonEndpoints {
-            kubelet_endpoint: Some(DaemonEndpoint { port: KUBELET_PORT }),
+            kubelet_endpoint: Some(DaemonEndpoint {
+                port: config.kubelet_port,
+            }),
         }),
         node_info: Some(NodeSystemInfo {
             architecture: go_arch().to_string(),
@@ -517,6 +523,7 @@ mod tests {
             runtime_version: "simulated://0.1.0".into(),
             kernel_version: "6.1.0".into(),
             os_image: "Navarch simulated node".into(),
+            kubelet_port: KUBELET_PORT,
         }
     }
 

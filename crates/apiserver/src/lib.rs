@@ -16,6 +16,7 @@ pub mod kubeconfig;
 pub mod node_token;
 pub mod oidc;
 pub mod pki;
+pub mod proxy;
 pub mod resources;
 pub mod routes;
 pub mod serve;

@@ -96,6 +96,7 @@ impl ApiServer {
             ResourceConfig {
                 service_cidr,
                 service_account_tokens: Some(service_account_tokens.clone()),
+                node_client: Some(crate::proxy::NodeClient::new(&pki)?),
                 ..ResourceConfig::default()
             },
             shutdown.clone(),

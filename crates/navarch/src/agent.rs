@@ -8,6 +8,7 @@
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use anyhow::{bail, Context};
@@ -15,10 +16,13 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 use kube::Client;
-use navarch_agent::containerd::{run_containerd_node, ContainerdNodeConfig};
+use navarch_agent::containerd::{run_containerd_node, ContainerdNodeConfig, Layout};
 use navarch_agent::fleet::{self, FleetConfig, Progress};
 use navarch_agent::node::{NodeConfig, Timing};
 use navarch_agent::pod::backoff::BackoffConfig;
+use navarch_agent::streaming::backend::{Backend, CriBackend, SimulatedBackend};
+use navarch_agent::streaming::rotate::{self, Rotation};
+use navarch_agent::streaming::{self, StreamingConfig};
 use navarch_apiserver::JoinToken;
 use tokio_util::sync::CancellationToken;
 
@@ -34,9 +38,19 @@ pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::
     };
     let client = connect(&args.connect, Some(&name)).await?;
     let config = node_config(&name, args.node_ip, &args.node);
+    let streaming_ca = cluster_ca(&args.connect);
     match args.runtime {
         RuntimeKind::Simulated => {
-            run_fleet(client, vec![config], &args.node, false, true, shutdown).await
+            run_fleet(
+                client,
+                vec![config],
+                &args.node,
+                false,
+                true,
+                streaming_ca,
+                shutdown,
+            )
+            .await
         }
         RuntimeKind::Containerd => {
             let routes = vec![DEFAULT_CLUSTER_CIDR, DEFAULT_SERVICE_CIDR]
@@ -50,6 +64,7 @@ pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::
                 args.container_runtime_endpoint.as_deref(),
                 routes,
                 &args.node,
+                streaming_ca,
                 shutdown,
             )
             .await
@@ -57,12 +72,57 @@ pub async fn run_agent(args: AgentArgs, shutdown: CancellationToken) -> anyhow::
     }
 }
 
+/// The cluster CA (PEM) from the agent's connection settings: the client certificates the
+/// streaming server accepts are signed by it.
+fn cluster_ca(args: &ConnectArgs) -> Option<String> {
+    if let Some(path) = &args.kubeconfig {
+        let config = Kubeconfig::read_from(path).ok()?;
+        let cluster = config.clusters.first()?.cluster.as_ref()?;
+        if let Some(data) = &cluster.certificate_authority_data {
+            return String::from_utf8(STANDARD.decode(data.trim()).ok()?).ok();
+        }
+        return std::fs::read_to_string(cluster.certificate_authority.as_ref()?).ok();
+    }
+    std::fs::read_to_string(ca_file(args.ca_file.as_deref()).ok()?).ok()
+}
+
+/// Start the node's streaming server on `ip` (a free port) for `backend`, accepting only the
+/// API server's client certificate signed by `ca_pem`. Returns the port.
+async fn start_streaming(
+    ip: IpAddr,
+    ca_pem: String,
+    backend: Arc<dyn Backend>,
+    shutdown: CancellationToken,
+) -> anyhow::Result<i32> {
+    let listener = streaming::bind(ip)
+        .await
+        .with_context(|| format!("cannot listen on {ip} for the streaming server"))?;
+    let port = listener.local_addr()?.port();
+    let mut serving_names = vec![ip.to_string()];
+    if let Ok(host) = hostname() {
+        serving_names.push(host);
+    }
+    let config = StreamingConfig {
+        client_ca_pem: ca_pem,
+        allowed_users: vec![navarch_apiserver::proxy::KUBELET_CLIENT_USER.to_string()],
+        serving_names,
+    };
+    tokio::spawn(async move {
+        if let Err(e) = streaming::serve(listener, config, backend, shutdown).await {
+            tracing::error!(error = %e, "the streaming server stopped");
+        }
+    });
+    tracing::info!(port, "streaming server listening");
+    Ok(i32::from(port))
+}
+
 /// The ranges an agent keeps on its machine when it does not know the cluster's own.
-const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
-const DEFAULT_SERVICE_CIDR: &str = "10.43.0.0/16";
+pub(crate) const DEFAULT_CLUSTER_CIDR: &str = "10.42.0.0/16";
+pub(crate) const DEFAULT_SERVICE_CIDR: &str = "10.43.0.0/16";
 
 /// Run one node on containerd — started by the agent in `data_dir`, or the CRI runtime at
 /// `endpoint` — until `shutdown`. `blackhole_routes` are the cluster and service CIDRs.
+#[allow(clippy::too_many_arguments)] // Each is one flag of `agent`/`up`; a struct would only rename them.
 pub(crate) async fn run_containerd(
     client: Client,
     mut node: NodeConfig,
@@ -70,12 +130,26 @@ pub(crate) async fn run_containerd(
     endpoint: Option<&str>,
     blackhole_routes: Vec<ipnet::IpNet>,
     sim: &SimulatedNodeArgs,
+    streaming_ca: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     node.os_image = os_image();
     let endpoint = endpoint
         .map(navarch_agent::runtime::cri::endpoint_socket)
         .transpose()?;
+    if let Some(ca) = streaming_ca {
+        let layout = Layout::new(data_dir);
+        let socket = endpoint.clone().unwrap_or_else(|| layout.socket());
+        let backend = CriBackend::new(&socket, &layout.pod_log_dir());
+        node.kubelet_port = start_streaming(
+            node.internal_ip,
+            ca,
+            Arc::new(backend.clone()),
+            shutdown.clone(),
+        )
+        .await?;
+        tokio::spawn(rotate::run(backend, Rotation::default(), shutdown.clone()));
+    }
     let config = ContainerdNodeConfig {
         node,
         data_dir: data_dir.to_path_buf(),
@@ -125,7 +199,17 @@ pub async fn run_simulate(args: SimulateArgs, shutdown: CancellationToken) -> an
             node_config(&name, IpAddr::V4(ip), &args.node)
         })
         .collect();
-    run_fleet(client, nodes, &args.node, args.cleanup, true, shutdown).await
+    // Simulated nodes' addresses are not this machine's: no streaming server.
+    run_fleet(
+        client,
+        nodes,
+        &args.node,
+        args.cleanup,
+        true,
+        None,
+        shutdown,
+    )
+    .await
 }
 
 pub(crate) async fn run_fleet(
@@ -134,8 +218,23 @@ pub(crate) async fn run_fleet(
     sim: &SimulatedNodeArgs,
     cleanup: bool,
     report: bool,
+    streaming_ca: Option<String>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
+    let mut nodes = nodes;
+    if let (Some(ca), Some(first)) = (streaming_ca, nodes.first()) {
+        // One server answers for every node of the fleet (simulated nodes all answer alike).
+        let port = start_streaming(
+            first.internal_ip,
+            ca,
+            Arc::new(SimulatedBackend),
+            shutdown.clone(),
+        )
+        .await?;
+        for node in &mut nodes {
+            node.kubelet_port = port;
+        }
+    }
     let config = FleetConfig {
         nodes,
         runtime: None,
@@ -195,6 +294,7 @@ pub(crate) fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> No
             .map(|s| s.trim().to_string())
             .unwrap_or_default(),
         os_image: "Navarch simulated node".to_string(),
+        kubelet_port: navarch_agent::node::KUBELET_PORT,
     }
 }
 

@@ -75,6 +75,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
         .and_then(|()| stdout.flush())
         .context("cannot write to stdout")
     };
+    let streaming_ca = Some(control_plane.server.pki().ca_pem().to_string());
     let node_shutdown = shutdown.clone();
     let fleet = async move {
         let shutdown = node_shutdown;
@@ -86,6 +87,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
                     &args.node,
                     false,
                     false,
+                    streaming_ca,
                     shutdown.clone(),
                 )
                 .await
@@ -100,6 +102,7 @@ pub async fn run(args: UpArgs, shutdown: CancellationToken) -> anyhow::Result<()
                     args.container_runtime_endpoint.as_deref(),
                     blackhole,
                     &args.node,
+                    streaming_ca,
                     shutdown.clone(),
                 )
                 .await

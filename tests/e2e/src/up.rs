@@ -35,6 +35,11 @@ impl UpCluster {
     /// Start `navarch up` in a fresh data dir and wait for its kubeconfig (printed once the
     /// node is Ready).
     pub fn start(prefix: &str) -> Result<UpCluster> {
+        Self::start_with(prefix, &[])
+    }
+
+    /// [`UpCluster::start`] with more `navarch up` flags.
+    pub fn start_with(prefix: &str, extra: &[&str]) -> Result<UpCluster> {
         ensure!(
             is_root(),
             "navarch up on containerd runs containers and needs root"
@@ -68,20 +73,18 @@ impl UpCluster {
             cidrs,
             root,
         };
-        let server = Server::start_command(
-            "up",
-            &data_dir,
-            &[
-                "--bind-address",
-                "127.0.0.1",
-                "--node-name",
-                &node,
-                "--cluster-cidr",
-                &cluster.cidrs[0],
-                "--service-cidr",
-                &cluster.cidrs[1],
-            ],
-        )?;
+        let mut args = vec![
+            "--bind-address",
+            "127.0.0.1",
+            "--node-name",
+            &node,
+            "--cluster-cidr",
+            &cluster.cidrs[0],
+            "--service-cidr",
+            &cluster.cidrs[1],
+        ];
+        args.extend_from_slice(extra);
+        let server = Server::start_command("up", &data_dir, &args)?;
         cluster.server = Some(server);
         Ok(cluster)
     }

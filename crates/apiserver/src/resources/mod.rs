@@ -51,6 +51,9 @@ pub struct ResourceConfig {
     pub node_ports: std::ops::RangeInclusive<u16>,
     /// Issues `serviceaccounts/token`; without it that subresource answers 503.
     pub service_account_tokens: Option<Arc<crate::ServiceAccountTokens>>,
+    /// Calls agents' streaming servers for logs, exec, attach and port-forward; without it
+    /// those subresources answer 503.
+    pub node_client: Option<crate::proxy::NodeClient>,
 }
 
 impl Default for ResourceConfig {
@@ -59,6 +62,7 @@ impl Default for ResourceConfig {
             service_cidr: "10.43.0.0/16".parse().expect("valid cidr"),
             node_ports: 30000..=32767,
             service_account_tokens: None,
+            node_client: None,
         }
     }
 }
@@ -123,6 +127,9 @@ impl ResourceApi {
                     return Err(StatusError::method_not_allowed());
                 }
                 self.discovery(d, &parts.headers)
+            }
+            Route::Resource(t) if crate::proxy::is_pod_stream(&t) => {
+                crate::proxy::pod_stream(self, t, parts).await
             }
             Route::Resource(t) => {
                 let ctx = Ctx {
