@@ -361,7 +361,7 @@ async fn pods_run_in_real_containers_and_leave_nothing_behind() -> anyhow::Resul
         "dev",
         &outside,
     ])?;
-    network::ensure_pod_egress_filter().await?;
+    network::ensure_pod_egress_filter(&node.bridge).await?;
     let sent = || -> anyhow::Result<u64> {
         let path = format!("/sys/class/net/{outside}/statistics/tx_packets");
         Ok(std::fs::read_to_string(path)?.trim().parse()?)

@@ -164,6 +164,12 @@ pub struct AgentArgs {
     #[arg(long, value_name = "URL")]
     pub container_runtime_endpoint: Option<String>,
 
+    /// Remove everything this node's agent created on the machine — its pods' containers
+    /// and sandboxes, its containerd's state in --data-dir, mounts, the pod bridge, its
+    /// nftables table, the blackhole routes — then exit.
+    #[arg(long)]
+    pub cleanup: bool,
+
     #[command(flatten)]
     pub node: SimulatedNodeArgs,
 }
@@ -188,6 +194,11 @@ pub struct UpArgs {
     /// Use this CRI runtime instead of starting containerd (for --runtime containerd).
     #[arg(long, value_name = "URL")]
     pub container_runtime_endpoint: Option<String>,
+
+    /// Remove everything the node created on the machine (as `navarch agent --cleanup`),
+    /// then exit; the cluster's state in --data-dir stays.
+    #[arg(long)]
+    pub cleanup: bool,
 
     #[command(flatten)]
     pub node: SimulatedNodeArgs,

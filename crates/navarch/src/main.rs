@@ -3,6 +3,7 @@
 //! Everything else lives in the library crates.
 
 mod agent;
+mod cleanup;
 mod cli;
 mod data_dir;
 mod datastore;
@@ -57,6 +58,8 @@ async fn run(cli: Cli) -> anyhow::Result<()> {
     signals::install(shutdown.clone())?;
     match cli.command {
         Command::Server(args) => server::run(args, shutdown).await,
+        Command::Agent(args) if args.cleanup => cleanup::agent(args).await,
+        Command::Up(args) if args.cleanup => cleanup::up(args).await,
         Command::Agent(args) => agent::run_agent(args, shutdown).await,
         Command::Simulate(args) => agent::run_simulate(args, shutdown).await,
         Command::Up(args) => up::run(args, shutdown).await,

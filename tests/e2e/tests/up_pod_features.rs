@@ -3,7 +3,8 @@
 //! image), lifecycle hooks (`postStart` exec before the main process goes on, a failing one
 //! restarting its container, `preStop` httpGet on deletion), termination messages (from the
 //! file and from the log), `hostNetwork`, hostname/subdomain in `/etc/hosts` and resolv.conf
-//! from `dnsConfig`; then nothing left after `kubectl delete`.
+//! from `dnsConfig`; `ErrImageNeverPull` for an absent image; a deleted pod's files removed;
+//! and `navarch up --cleanup` removing everything the node left running.
 //!
 //! Needs root, containerd, runc, the CNI plugins and busybox-static (`make test-deps`).
 
@@ -13,8 +14,10 @@ use std::sync::mpsc;
 use std::time::Duration;
 
 use anyhow::{ensure, Context, Result};
+use navarch_agent::containerd::config::bridge_name;
+use navarch_agent::containerd::network;
 use navarch_e2e::up::{UpCluster, BUSYBOX};
-use navarch_e2e::{wait_for, Kubectl};
+use navarch_e2e::{run_navarch, wait_for, Kubectl};
 
 const BOUND: Duration = Duration::from_secs(40);
 
@@ -59,6 +62,16 @@ spec:
     image: {BUSYBOX}
     imagePullPolicy: Never
     command: [sleep, "3600"]
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: absent}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: navarch.local/absent:1
+    imagePullPolicy: Never
 ---
 apiVersion: v1
 kind: Pod
@@ -182,7 +195,7 @@ fn http_get(addr: &str) -> Option<String> {
 #[test]
 fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()> {
     let kubectl = Kubectl::new("kubectl.1.33")?;
-    let cluster = UpCluster::start("nve2efeat")?;
+    let mut cluster = UpCluster::start("nve2efeat")?;
     let kubeconfig = cluster.kubeconfig();
     let get = |args: &[&str]| kubectl.stdout(&kubeconfig, args);
     cluster.import_busybox()?;
@@ -248,6 +261,21 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
         "{nonroot}"
     );
 
+    // An image that is not there is never pulled under imagePullPolicy: Never.
+    let absent = wait_for(BOUND, "absent to wait for its image", || {
+        let out = jsonpath(
+            "absent",
+            "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        )?;
+        out.starts_with("ErrImageNeverPull|").then_some(out)
+    })?;
+    ensure!(
+        absent.ends_with(
+            "Container image \"navarch.local/absent:1\" is not present with pull policy of Never"
+        ),
+        "{absent}"
+    );
+
     // postStart ran before the main process went past its wait.
     ensure!(
         log("hooks", "post-start-ran")? == "post-start-ran",
@@ -308,21 +336,98 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
     ensure!(named.contains("search corp.example"), "{named}");
     ensure!(named.contains("options ndots:2"), "{named}");
 
-    // Deleting runs the preStop hook, and leaves no task, mount or pod file behind.
-    get(&["delete", "-f", &manifest_arg, "--wait=true"])?;
+    // Deleting runs the preStop hook and removes the pod's files.
+    let hooks_uid = get(&["get", "pod", "hooks", "-o", "jsonpath={.metadata.uid}"])?;
+    get(&["delete", "pod", "hooks", "--wait=true"])?;
     let request = pre_stop
         .recv_timeout(BOUND)
         .context("the preStop hook never called")?;
     ensure!(request.starts_with("GET /pre-stop HTTP/1."), "{request}");
-    wait_for(BOUND, "the containerd tasks to go", || {
-        let tasks = cluster.ctr(&["tasks", "ls", "-q"]).ok()?;
-        tasks.trim().is_empty().then_some(())
+    let hooks_files = cluster.data_dir().join("pod-files").join(&hooks_uid);
+    wait_for(BOUND, "the deleted pod's files to go", || {
+        (!hooks_files.exists()).then_some(())
     })?;
-    let pod_files = cluster.data_dir().join("pod-files");
-    wait_for(BOUND, "the mounts and pod files to go", || {
-        let files = std::fs::read_dir(&pod_files).map_or(0, |d| d.count());
-        (cluster.mounts().is_empty() && files == 0).then_some(())
-    })
-    .with_context(|| format!("mounts left: {:?}", cluster.mounts()))?;
+
+    // `navarch up` stops with pods running (their containers outlive it), then
+    // `navarch up --cleanup` removes everything the node created.
+    let netns = cluster.sandbox_netns()?;
+    ensure!(netns.len() >= 8, "sandbox network namespaces: {netns:?}");
+    ensure!(cluster.stop()?.success(), "navarch up did not exit cleanly");
+    let data_dir = cluster.data_dir().to_path_buf();
+    let data_arg = data_dir.to_string_lossy().into_owned();
+    let alive = || -> Vec<String> {
+        // Shims and containerd name the data dir on their command lines.
+        let Ok(procs) = std::fs::read_dir("/proc") else {
+            return Vec::new();
+        };
+        procs
+            .flatten()
+            .filter_map(|p| std::fs::read(p.path().join("cmdline")).ok())
+            .map(|c| String::from_utf8_lossy(&c).replace('\0', " "))
+            .filter(|c| c.contains(&data_arg))
+            .collect()
+    };
+    ensure!(
+        !alive().is_empty(),
+        "the pods' shims should outlive navarch up"
+    );
+    // UpCluster's CIDRs: 10.N.0.0/17 for pods and 10.N.128.0/17 for services.
+    let octet = cluster
+        .pod_prefix()
+        .split('.')
+        .nth(1)
+        .unwrap_or_default()
+        .to_string();
+    let cluster_cidr = format!("10.{octet}.0.0/17");
+    let service_cidr = format!("10.{octet}.128.0/17");
+    let output = run_navarch(
+        &[
+            "up",
+            "--cleanup",
+            "--data-dir",
+            &data_arg,
+            "--node-name",
+            cluster.node(),
+            "--cluster-cidr",
+            &cluster_cidr,
+            "--service-cidr",
+            &service_cidr,
+        ],
+        Duration::from_secs(60),
+    )?;
+    ensure!(
+        output.status.success(),
+        "navarch up --cleanup failed: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    ensure!(alive().is_empty(), "processes left: {:?}", alive());
+    ensure!(
+        cluster.mounts().is_empty(),
+        "mounts left: {:?}",
+        cluster.mounts()
+    );
+    let left: Vec<_> = netns.iter().filter(|p| p.exists()).collect();
+    ensure!(left.is_empty(), "network namespaces left: {left:?}");
+    let bridge = bridge_name(cluster.node());
+    ensure!(!network::link_exists(&bridge), "bridge {bridge} left");
+    let table = std::process::Command::new("nft")
+        .args(["list", "table", "inet", &network::egress_table(&bridge)])
+        .output()?;
+    ensure!(!table.status.success(), "nftables table of {bridge} left");
+    let routes = std::process::Command::new("ip")
+        .args(["route", "show", "type", "blackhole"])
+        .output()?;
+    let routes = String::from_utf8_lossy(&routes.stdout);
+    ensure!(
+        !routes.contains(&cluster_cidr) && !routes.contains(&service_cidr),
+        "blackhole routes left: {routes}"
+    );
+    for dir in ["containerd", "cni", "pods", "pod-files", "images"] {
+        ensure!(!data_dir.join(dir).exists(), "{dir} left in the data dir");
+    }
+    ensure!(
+        data_dir.join("state.db").exists(),
+        "the cluster's state went too"
+    );
     Ok(())
 }

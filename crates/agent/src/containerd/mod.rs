@@ -7,6 +7,7 @@
 //! [`write_cni_config`] once the node's podCIDR is known. The CRI client that drives the
 //! running containerd is [`crate::runtime::cri`].
 
+pub mod cleanup;
 pub mod config;
 pub mod images;
 pub mod network;
@@ -61,8 +62,8 @@ pub fn mounts_under(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
 }
 
 /// What is left on the host after containerd has stopped and the pods are gone: mounts
-/// under the data dir (a containerd that was killed leaves rootfs and shm mounts) and the
-/// node's bridge. Part of a node's cleanup; safe to run twice.
+/// under the data dir (a containerd that was killed leaves rootfs and shm mounts), the
+/// node's bridge and its egress filter table. Part of a node's cleanup; safe to run twice.
 pub async fn cleanup_host(layout: &Layout, bridge: &str) -> Result<()> {
     for mount in mounts_under(&layout.data_dir) {
         let output = tokio::process::Command::new("umount")
@@ -82,5 +83,6 @@ pub async fn cleanup_host(layout: &Layout, bridge: &str) -> Result<()> {
             );
         }
     }
-    network::remove_bridge(bridge).await
+    network::remove_bridge(bridge).await?;
+    network::remove_pod_egress_filter(bridge).await
 }

@@ -2,9 +2,10 @@
 //! service addresses never leave the machine, and removing the node's bridge on cleanup.
 //!
 //! Forwarding is on for the bridge (the CNI plugin turns it on), and with `ipMasq` off a
-//! pod's packet to an outside address would still leave with its pod address as source: the
-//! nftables table `inet navarch_agent` drops new connections from the pod bridges (`nv*`)
-//! to any other interface. Replies to connections made to pods (NodePorts) still pass.
+//! pod's packet to an outside address would still leave with its pod address as source: each
+//! node's nftables table `inet navarch_BRIDGE` drops new connections from its bridge to any
+//! interface but the pod bridges (`nv*`). Replies to connections made to pods (NodePorts)
+//! still pass. A table per node, so that removing one node leaves the others' alone.
 //!
 //! A blackhole route for the cluster CIDR (`10.42.0.0/16`) loses to the more specific `/24`
 //! the bridge gets for this node's pods, so local pods are reached and every other pod or
@@ -77,19 +78,22 @@ pub async fn remove_bridge(name: &str) -> Result<(), Error> {
     Ok(())
 }
 
-/// The nftables table of [`pod_egress_filter`].
-pub const EGRESS_TABLE: &str = "navarch_agent";
+/// The nftables table of [`pod_egress_filter`] for the node whose pod bridge is `bridge`.
+pub fn egress_table(bridge: &str) -> String {
+    format!("navarch_{bridge}")
+}
 
-/// The ruleset that keeps pod-initiated traffic on the machine, replacing any earlier
+/// The ruleset that keeps traffic from `bridge`'s pods on the machine, replacing any earlier
 /// version of the table in one transaction.
-pub fn pod_egress_filter() -> String {
+pub fn pod_egress_filter(bridge: &str) -> String {
+    let table = egress_table(bridge);
     format!(
-        r#"table inet {EGRESS_TABLE} {{}}
-delete table inet {EGRESS_TABLE}
-table inet {EGRESS_TABLE} {{
+        r#"table inet {table} {{}}
+delete table inet {table}
+table inet {table} {{
   chain forward {{
     type filter hook forward priority filter - 10; policy accept;
-    iifname "nv*" oifname != "nv*" ct state new counter drop
+    iifname "{bridge}" oifname != "nv*" ct state new counter drop
   }}
 }}
 "#
@@ -131,22 +135,22 @@ async fn nft(input: Option<&str>, args: &[&str]) -> Result<(), Error> {
     Ok(())
 }
 
-/// Install [`pod_egress_filter`] (idempotent).
-pub async fn ensure_pod_egress_filter() -> Result<(), Error> {
-    nft(Some(&pod_egress_filter()), &["-f", "-"]).await
+/// Install [`pod_egress_filter`] for `bridge` (idempotent).
+pub async fn ensure_pod_egress_filter(bridge: &str) -> Result<(), Error> {
+    nft(Some(&pod_egress_filter(bridge)), &["-f", "-"]).await
 }
 
-/// Whether the table of [`pod_egress_filter`] is there.
-pub async fn pod_egress_filter_installed() -> bool {
-    nft(None, &["list", "table", "inet", EGRESS_TABLE])
+/// Whether the table of [`pod_egress_filter`] for `bridge` is there.
+pub async fn pod_egress_filter_installed(bridge: &str) -> bool {
+    nft(None, &["list", "table", "inet", &egress_table(bridge)])
         .await
         .is_ok()
 }
 
-/// Remove the table of [`pod_egress_filter`]; a missing one is fine.
-pub async fn remove_pod_egress_filter() -> Result<(), Error> {
-    if !pod_egress_filter_installed().await {
+/// Remove the table of [`pod_egress_filter`] for `bridge`; a missing one is fine.
+pub async fn remove_pod_egress_filter(bridge: &str) -> Result<(), Error> {
+    if !pod_egress_filter_installed(bridge).await {
         return Ok(());
     }
-    nft(None, &["delete", "table", "inet", EGRESS_TABLE]).await
+    nft(None, &["delete", "table", "inet", &egress_table(bridge)]).await
 }

@@ -137,7 +137,7 @@ pub async fn run_containerd_node(
     let result = async {
         network::ensure_blackhole_routes(&config.blackhole_routes).await?;
         if containerd.is_some() {
-            network::ensure_pod_egress_filter().await?;
+            network::ensure_pod_egress_filter(&bridge_name(&config.node.name)).await?;
         }
         let runtime = CriRuntime::connect(CriOptions::new(socket, layout.pod_log_dir())).await?;
         let version = runtime.version();

@@ -746,12 +746,24 @@ impl PodWorker {
                 return;
             }
         }
-        let always = container.image_pull_policy.as_deref() == Some("Always");
-        let present = if always {
+        let policy = container.image_pull_policy.as_deref();
+        let present = if policy == Some("Always") {
             false
         } else {
             matches!(self.ctx.runtime.image_status(&image).await, Ok(Some(_)))
         };
+        if !present && policy == Some("Never") {
+            // Not pulled, not backed off: the image may be imported any time.
+            let record = self.containers.entry(name).or_default();
+            record.waiting = Some(Waiting {
+                reason: "ErrImageNeverPull",
+                message: Some(format!(
+                    "Container image \"{image}\" is not present with pull policy of Never"
+                )),
+            });
+            min_wake(wake, Instant::now() + CONFIG_RETRY);
+            return;
+        }
         if !present {
             if let Err(e) = self.ctx.runtime.pull_image(&image, &sandbox).await {
                 self.backoff.next(&pull_key, now, now);

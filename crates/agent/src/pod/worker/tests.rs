@@ -828,3 +828,28 @@ async fn pods_get_a_hosts_file_termination_messages_and_host_network_addresses()
     let hosts = std::fs::read_to_string(files.hosts_path("u-2")).unwrap();
     assert!(hosts.starts_with("# Kubernetes-managed hosts file (host network).\n"));
 }
+
+#[tokio::test(start_paused = true)]
+async fn pull_policy_never_waits_for_the_image_to_be_imported() {
+    let (ctx, runtime) = context(0, BackoffConfig::default());
+    let spec = json!({"containers": [
+        {"name": "app", "image": "busybox", "imagePullPolicy": "Never"},
+    ]});
+    let mut worker = PodWorker::new(ctx, pod(json!({}), spec));
+    let (status, outcome) = sync(&mut worker).await;
+    let app = status_of(&status, "app");
+    assert_eq!(waiting_reason(app), Some("ErrImageNeverPull"));
+    let waiting = app.state.as_ref().unwrap().waiting.as_ref().unwrap();
+    assert_eq!(
+        waiting.message.as_deref(),
+        Some("Container image \"busybox\" is not present with pull policy of Never")
+    );
+    // Nothing was pulled.
+    assert_eq!(runtime.image_status("busybox").await.unwrap(), None);
+    // Once the image is there (imported), the container starts.
+    let sandbox = PodSandboxConfig::default();
+    runtime.pull_image("busybox", &sandbox).await.unwrap();
+    tokio::time::sleep_until(outcome.wake_at.unwrap()).await;
+    let (status, _) = sync(&mut worker).await;
+    assert!(status_of(&status, "app").state.as_ref().unwrap().running.is_some());
+}
