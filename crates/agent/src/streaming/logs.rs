@@ -462,6 +462,72 @@ mod tests {
         assert_eq!(show(&[("limitBytes", "6")]), "one\ntw");
     }
 
+    struct Running(std::sync::Arc<std::sync::atomic::AtomicBool>);
+
+    impl Liveness for Running {
+        fn running(&self) -> futures::future::BoxFuture<'_, bool> {
+            Box::pin(async move { self.0.load(std::sync::atomic::Ordering::SeqCst) })
+        }
+    }
+
+    async fn read_until(rx: &mut mpsc::Receiver<Bytes>, seen: &mut String, wanted: &str) {
+        let deadline = std::time::Duration::from_secs(10);
+        tokio::time::timeout(deadline, async {
+            while !seen.contains(wanted) {
+                let chunk = rx.recv().await.expect("the stream ended early");
+                seen.push_str(std::str::from_utf8(&chunk).unwrap());
+            }
+        })
+        .await
+        .unwrap_or_else(|_| panic!("no {wanted:?} in {seen:?}"));
+    }
+
+    #[tokio::test]
+    async fn following_reads_new_lines_across_a_rotation_until_the_container_exits() {
+        use std::io::Write;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("0.log");
+        let append = |text: &str| {
+            let mut file = std::fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(&path)
+                .unwrap();
+            file.write_all(text.as_bytes()).unwrap();
+        };
+        append("2026-01-01T00:00:01Z stdout F one\n");
+        let running = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let liveness = Running(running.clone());
+        let (tx, mut rx) = mpsc::channel(16);
+        let follow = options(&[("follow", "true")]);
+        let task_path = path.clone();
+        let task = tokio::spawn(async move {
+            stream_file(&task_path, &follow, &liveness, tx)
+                .await
+                .unwrap();
+        });
+        let mut seen = String::new();
+        read_until(&mut rx, &mut seen, "one\n").await;
+        // A line written in two parts, the second part later.
+        append("2026-01-01T00:00:02Z stdout P tw");
+        append("o\n2026-01-01T00:00:02Z stdout F !\n");
+        read_until(&mut rx, &mut seen, "two!\n").await;
+        // Rotated: the old file is renamed, the runtime writes a new one.
+        std::fs::rename(&path, dir.path().join("0.log.20260101-000003")).unwrap();
+        append("2026-01-01T00:00:03Z stderr F three\n");
+        read_until(&mut rx, &mut seen, "three\n").await;
+        append("2026-01-01T00:00:04Z stdout F four\n");
+        running.store(false, std::sync::atomic::Ordering::SeqCst);
+        tokio::time::timeout(std::time::Duration::from_secs(10), task)
+            .await
+            .expect("the follower stops once the container has exited")
+            .unwrap();
+        while let Some(chunk) = rx.recv().await {
+            seen.push_str(std::str::from_utf8(&chunk).unwrap());
+        }
+        assert_eq!(seen, "one\ntwo!\nthree\nfour\n");
+    }
+
     #[test]
     fn bad_options_are_rejected() {
         let now = Timestamp::now();

@@ -508,6 +508,8 @@ async fn remote_command(
             stderr: streams.stderr,
         }
     };
+    // Refusals from the runtime (no such container, a simulated node) come first.
+    let url = backend.session_url(&pod, Some(container), &session).await?;
     let upgrade = upgrade_kind(request.headers());
     match upgrade.as_deref() {
         Some("websocket") => {
@@ -522,7 +524,6 @@ async fn remote_command(
                 )));
             };
             let response = websocket_accept(request.headers(), protocol)?;
-            let url = backend.session_url(&pod, Some(container), &session).await?;
             let upstream =
                 match upstream::connect(&url, &[remotecommand::SPDY_PROTOCOL.to_string()]).await {
                     Ok(upstream) => upstream,
@@ -542,7 +543,6 @@ async fn remote_command(
         }
         Some("spdy/3.1") => {
             let protocols = header_values(request.headers(), STREAM_PROTOCOL_HEADER);
-            let url = backend.session_url(&pod, Some(container), &session).await?;
             match upstream::connect(&url, &protocols).await {
                 Ok(upstream) => {
                     let response = switching_spdy(upstream.protocol.as_deref());
@@ -563,6 +563,9 @@ async fn port_forward(
     backend: Arc<dyn Backend>,
     pod: PodRef,
 ) -> Result<Response<Body>, Refusal> {
+    let url = backend
+        .session_url(&pod, None, &Session::PortForward)
+        .await?;
     let upgrade = upgrade_kind(request.headers());
     match upgrade.as_deref() {
         Some("websocket") => {
@@ -573,9 +576,6 @@ async fn port_forward(
                 )));
             }
             let response = websocket_accept(request.headers(), PORT_FORWARD_WS_PROTOCOL)?;
-            let url = backend
-                .session_url(&pod, None, &Session::PortForward)
-                .await?;
             let upstream = match upstream::connect(&url, &[PORT_FORWARD_PROTOCOL.to_string()]).await
             {
                 Ok(upstream) => upstream,
@@ -591,9 +591,6 @@ async fn port_forward(
             Ok(response)
         }
         Some("spdy/3.1") => {
-            let url = backend
-                .session_url(&pod, None, &Session::PortForward)
-                .await?;
             match upstream::connect(&url, &[PORT_FORWARD_PROTOCOL.to_string()]).await {
                 Ok(upstream) => {
                     let response = switching_spdy(Some(PORT_FORWARD_PROTOCOL));
