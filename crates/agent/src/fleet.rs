@@ -209,7 +209,10 @@ pub async fn run(
                 clock,
                 backoff: config.backoff,
                 host_ip: node_config.internal_ip,
-                node: NodeResources::new(&node_config.cpu, &node_config.memory),
+                node: {
+                    let (cpu, memory) = node_config.allocatable();
+                    NodeResources::new(&cpu, &memory)
+                },
                 config: config_source,
                 files: config.pod_files.clone().map(PodFiles::new),
                 // Pods' resolv.conf starts from the node's, read once per node.
@@ -220,9 +223,14 @@ pub async fn run(
             },
             pods: Mutex::new(HashMap::new()),
         });
-        tasks.spawn(forward_events(runtime, agent.clone(), children.clone()));
+        tasks.spawn(forward_events(
+            runtime.clone(),
+            agent.clone(),
+            children.clone(),
+        ));
         let heartbeat = Heartbeat {
             client: client.clone(),
+            runtime: config.runtime.as_ref().map(|_| runtime.clone()),
             config: node_config.clone(),
             registered,
             boot_id: boot_id.clone(),

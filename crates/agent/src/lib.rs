@@ -13,6 +13,7 @@ pub mod containerd;
 pub mod duration;
 pub mod error;
 pub mod fleet;
+pub mod host;
 pub mod node;
 pub mod pod;
 pub mod quantity;

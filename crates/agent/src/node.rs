@@ -7,13 +7,15 @@
 
 use std::collections::BTreeMap;
 use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use ipnet::Ipv4Net;
 use k8s_openapi::api::coordination::v1::{Lease, LeaseSpec};
 use k8s_openapi::api::core::v1::{
-    DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints, NodeSpec, NodeStatus,
-    NodeSystemInfo,
+    ContainerImage, DaemonEndpoint, Node, NodeAddress, NodeCondition, NodeDaemonEndpoints,
+    NodeSpec, NodeStatus, NodeSystemInfo,
 };
 use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{MicroTime, ObjectMeta, OwnerReference, Time};
@@ -24,6 +26,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::clock::{seconds, Clock};
 use crate::error::{Error, Result};
+use crate::host::{self, HostView, Reserved};
+use crate::runtime::{Image, Runtime};
 
 /// The namespace of node Leases.
 pub const LEASE_NAMESPACE: &str = "kube-node-lease";
@@ -35,6 +39,8 @@ pub const KUBELET_PORT: i32 = 10250;
 /// How long a new node waits for the node IPAM controller to assign its podCIDR.
 const IPAM_WAIT: Duration = Duration::from_secs(5);
 const IPAM_POLL_INITIAL: Duration = Duration::from_millis(100);
+/// The kubelet reports at most this many images in the node's status.
+const MAX_STATUS_IMAGES: usize = 50;
 
 /// What a node has and is called.
 #[derive(Debug, Clone)]
@@ -65,6 +71,35 @@ pub struct NodeConfig {
     /// The streaming server's port ([`crate::streaming`]), advertised in
     /// `status.daemonEndpoints.kubeletEndpoint` for the API server.
     pub kubelet_port: i32,
+    /// A real machine whose node keeps its state here: capacity, allocatable and the
+    /// pressure conditions come from the machine and this directory's filesystem
+    /// ([`crate::host`]) instead of `cpu`, `memory` and `ephemeral_storage`.
+    pub host_data_dir: Option<PathBuf>,
+    /// `--system-reserved` plus `--kube-reserved`, kept out of allocatable.
+    pub reserved: Reserved,
+}
+
+impl NodeConfig {
+    /// The machine's view of this node, for real machines.
+    pub fn host_view(&self) -> Option<HostView> {
+        let dir = self.host_data_dir.as_ref()?;
+        Some(HostView::from(
+            &host::sample(dir),
+            self.reserved,
+            self.max_pods,
+        ))
+    }
+
+    /// What pods may use: (CPU, memory) quantities.
+    pub fn allocatable(&self) -> (String, String) {
+        match self.host_view() {
+            Some(view) => (
+                view.allocatable["cpu"].0.clone(),
+                view.allocatable["memory"].0.clone(),
+            ),
+            None => (self.cpu.clone(), self.memory.clone()),
+        }
+    }
 }
 
 /// Heartbeat timing (the kubelet's defaults).
@@ -187,28 +222,52 @@ pub fn node_status(
         ("memory".to_string(), Quantity(config.memory.clone())),
         ("pods".to_string(), Quantity(config.max_pods.to_string())),
     ]);
-    let mut conditions = vec![
-        condition(
-            "MemoryPressure",
-            "False",
+    let host = config.host_view();
+    let (capacity, allocatable) = match &host {
+        Some(view) => (view.capacity.clone(), view.allocatable.clone()),
+        None => (resources.clone(), resources),
+    };
+    fn pressure(
+        pressed: bool,
+        yes: [&'static str; 2],
+        no: [&'static str; 2],
+    ) -> (&'static str, [&'static str; 2]) {
+        match pressed {
+            true => ("True", yes),
+            false => ("False", no),
+        }
+    }
+    let memory = pressure(
+        host.as_ref().is_some_and(|h| h.memory_pressure),
+        [
+            "KubeletHasInsufficientMemory",
+            "kubelet has insufficient memory available",
+        ],
+        [
             "KubeletHasSufficientMemory",
             "kubelet has sufficient memory available",
-            &now,
-        ),
-        condition(
-            "DiskPressure",
-            "False",
-            "KubeletHasNoDiskPressure",
-            "kubelet has no disk pressure",
-            &now,
-        ),
-        condition(
-            "PIDPressure",
-            "False",
+        ],
+    );
+    let disk = pressure(
+        host.as_ref().is_some_and(|h| h.disk_pressure),
+        ["KubeletHasDiskPressure", "kubelet has disk pressure"],
+        ["KubeletHasNoDiskPressure", "kubelet has no disk pressure"],
+    );
+    let pid = pressure(
+        host.as_ref().is_some_and(|h| h.pid_pressure),
+        [
+            "KubeletHasInsufficientPID",
+            "kubelet has insufficient PID available",
+        ],
+        [
             "KubeletHasSufficientPID",
             "kubelet has sufficient PID available",
-            &now,
-        ),
+        ],
+    );
+    let mut conditions = vec![
+        condition("MemoryPressure", memory.0, memory.1[0], memory.1[1], &now),
+        condition("DiskPressure", disk.0, disk.1[0], disk.1[1], &now),
+        condition("PIDPressure", pid.0, pid.1[0], pid.1[1], &now),
         condition(
             "Ready",
             "True",
@@ -230,8 +289,8 @@ pub fn node_status(
     let machine_id = hex_digest(&["machine-id", &config.name]);
     let uuid = &hex_digest(&["system-uuid", &config.name]);
     NodeStatus {
-        capacity: Some(resources.clone()),
-        allocatable: Some(resources),
+        capacity: Some(capacity),
+        allocatable: Some(allocatable),
         addresses: Some(vec![
             NodeAddress {
                 type_: "InternalIP".to_string(),
@@ -413,6 +472,8 @@ fn lease_object(name: &str, node_uid: &str, timing: &Timing, now: MicroTime) -> 
 /// Keeps one node's Lease and status fresh.
 pub struct Heartbeat {
     pub client: Client,
+    /// Whose images to report in `status.images` (real nodes only).
+    pub runtime: Option<Arc<dyn Runtime>>,
     pub config: NodeConfig,
     pub registered: Registered,
     pub boot_id: String,
@@ -442,7 +503,14 @@ impl Heartbeat {
             }
             self.renew(&leases, &mut lease).await;
             let now = Time(seconds(self.clock.now()));
-            let next = node_status(&self.config, &self.boot_id, Some(&status), now);
+            let mut next = node_status(&self.config, &self.boot_id, Some(&status), now);
+            next.images = status.images.clone();
+            if let Some(runtime) = &self.runtime {
+                match runtime.list_images().await {
+                    Ok(images) => next.images = Some(node_images(images)),
+                    Err(e) => tracing::debug!(error = %e, "cannot list images"),
+                }
+            }
             let changed = !same_status(&next, &status);
             if changed || last_status.elapsed() >= self.timing.status_report {
                 match write_status(&nodes, &name, &next).await {
@@ -493,6 +561,25 @@ impl Heartbeat {
 }
 
 /// Equal but for heartbeat times.
+/// `status.images` as the kubelet reports it: the 50 largest, names by digest then by tag.
+pub fn node_images(mut images: Vec<Image>) -> Vec<ContainerImage> {
+    images.sort_by(|a, b| b.size.cmp(&a.size).then_with(|| a.id.cmp(&b.id)));
+    images
+        .into_iter()
+        .take(MAX_STATUS_IMAGES)
+        .map(|image| ContainerImage {
+            names: Some(
+                image
+                    .repo_digests
+                    .into_iter()
+                    .chain(image.repo_tags)
+                    .collect(),
+            ),
+            size_bytes: Some(image.size as i64),
+        })
+        .collect()
+}
+
 fn same_status(a: &NodeStatus, b: &NodeStatus) -> bool {
     let strip = |s: &NodeStatus| {
         let mut s = s.clone();
@@ -524,6 +611,8 @@ mod tests {
             kernel_version: "6.1.0".into(),
             os_image: "Navarch simulated node".into(),
             kubelet_port: KUBELET_PORT,
+            host_data_dir: None,
+            reserved: Reserved::default(),
         }
     }
 
@@ -600,5 +689,40 @@ mod tests {
         assert!(net.contains(&a) && a.prefix_len() == 24);
         assert_eq!(a, default_pod_cidr("node-a"));
         assert_eq!(pod_cidr_by_index(258).to_string(), "10.42.2.0/24");
+    }
+
+    #[test]
+    fn real_nodes_report_the_machine_and_their_images() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut real = config();
+        real.host_data_dir = Some(dir.path().join("data"));
+        real.reserved = Reserved::parse("cpu=100m").unwrap();
+        let status = node_status(&real, "boot", None, at(0));
+        let capacity = status.capacity.unwrap();
+        let cpus = std::thread::available_parallelism().unwrap().get() as i64;
+        assert_eq!(capacity["cpu"].0, cpus.to_string());
+        assert_ne!(capacity["memory"].0, "256Gi");
+        let allocatable = status.allocatable.unwrap();
+        assert_eq!(allocatable["cpu"].0, format!("{}m", cpus * 1000 - 100));
+        assert_eq!(real.allocatable().0, allocatable["cpu"].0);
+
+        let image = |id: &str, size: u64| Image {
+            id: id.into(),
+            repo_tags: vec![format!("{id}:1")],
+            repo_digests: vec![format!("{id}@sha256:0")],
+            size,
+            uid: None,
+            username: String::new(),
+        };
+        let mut images: Vec<Image> = (0..60).map(|i| image(&format!("i{i}"), i)).collect();
+        images.push(image("big", 1 << 30));
+        let listed = node_images(images);
+        assert_eq!(listed.len(), 50);
+        assert_eq!(
+            listed[0].names.as_deref().unwrap(),
+            ["big@sha256:0", "big:1"]
+        );
+        assert_eq!(listed[0].size_bytes, Some(1 << 30));
+        assert_eq!(listed[49].size_bytes, Some(11));
     }
 }

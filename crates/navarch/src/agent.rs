@@ -87,16 +87,22 @@ fn cluster_ca(args: &ConnectArgs) -> Option<String> {
 }
 
 /// Start the node's streaming server on `ip` (a free port) for `backend`, accepting only the
-/// API server's client certificate signed by `ca_pem`. Returns the port.
+/// API server's client certificate signed by `ca_pem`. Returns the port; when `ip` is not
+/// this machine's, the node runs without one (logs and exec answer 503) and keeps the
+/// kubelet's default port.
 async fn start_streaming(
     ip: IpAddr,
     ca_pem: String,
     backend: Arc<dyn Backend>,
     shutdown: CancellationToken,
 ) -> anyhow::Result<i32> {
-    let listener = streaming::bind(ip)
-        .await
-        .with_context(|| format!("cannot listen on {ip} for the streaming server"))?;
+    let listener = match streaming::bind(ip).await {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::warn!(error = %e, %ip, "cannot listen for the streaming server; logs and exec will not work");
+            return Ok(navarch_agent::node::KUBELET_PORT);
+        }
+    };
     let port = listener.local_addr()?.port();
     let mut serving_names = vec![ip.to_string()];
     if let Ok(host) = hostname() {
@@ -295,6 +301,8 @@ pub(crate) fn node_config(name: &str, ip: IpAddr, sim: &SimulatedNodeArgs) -> No
             .unwrap_or_default(),
         os_image: "Navarch simulated node".to_string(),
         kubelet_port: navarch_agent::node::KUBELET_PORT,
+        host_data_dir: None,
+        reserved: sim.system_reserved.plus(sim.kube_reserved),
     }
 }
 

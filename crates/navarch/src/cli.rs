@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use ipnet::IpNet;
+use navarch_agent::host::Reserved;
 
 use crate::datastore::Datastore;
 
@@ -128,6 +129,19 @@ pub struct SimulatedNodeArgs {
     /// Longest CrashLoopBackOff delay; the back-off resets after twice this much running.
     #[arg(long, value_name = "DURATION", default_value = "5m", value_parser = parse_duration)]
     pub crashloop_backoff_max: Duration,
+
+    /// Resources kept for the operating system, out of the node's allocatable
+    /// (`cpu=100m,memory=256Mi,ephemeral-storage=1Gi`).
+    #[arg(long, value_name = "LIST", default_value = "", value_parser = parse_reserved)]
+    pub system_reserved: Reserved,
+
+    /// Resources kept for Navarch itself, out of the node's allocatable (same format).
+    #[arg(long, value_name = "LIST", default_value = "", value_parser = parse_reserved)]
+    pub kube_reserved: Reserved,
+}
+
+fn parse_reserved(s: &str) -> Result<Reserved, String> {
+    Reserved::parse(s)
 }
 
 /// Container runtimes an agent can drive.

@@ -1,4 +1,6 @@
-//! Pod features on real containers under one `navarch up`: `securityContext` (user, groups,
+//! Pod features on real containers under one `navarch up`: node status from the machine
+//! (capacity, allocatable after `--system-reserved`/`--kube-reserved`, images);
+//! `securityContext` (user, groups,
 //! read-only root, capabilities, no_new_privs, privileged, `runAsNonRoot` refused for a root
 //! image), lifecycle hooks (`postStart` exec before the main process goes on, a failing one
 //! restarting its container, `preStop` httpGet on deletion), termination messages (from the
@@ -195,10 +197,59 @@ fn http_get(addr: &str) -> Option<String> {
 #[test]
 fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()> {
     let kubectl = Kubectl::new("kubectl.1.33")?;
-    let mut cluster = UpCluster::start("nve2efeat")?;
+    let reserved = [
+        "--system-reserved",
+        "cpu=100m,memory=100Mi",
+        "--kube-reserved",
+        "memory=100Mi",
+    ];
+    let mut cluster = UpCluster::start_with("nve2efeat", &reserved)?;
     let kubeconfig = cluster.kubeconfig();
     let get = |args: &[&str]| kubectl.stdout(&kubeconfig, args);
     cluster.import_busybox()?;
+
+    // The node reports this machine: its CPUs, its memory less the reservations and the
+    // 100Mi eviction threshold, no pressure, and the images containerd has.
+    let node = cluster.node().to_string();
+    let resources = get(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.capacity.cpu} {.status.allocatable.cpu} {.status.capacity.memory} {.status.allocatable.memory}",
+    ])?;
+    let cpus = std::thread::available_parallelism()?.get();
+    let fields: Vec<&str> = resources.split_whitespace().collect();
+    ensure!(fields.len() == 4, "node resources: {resources}");
+    ensure!(fields[0] == cpus.to_string(), "capacity cpu: {resources}");
+    ensure!(
+        fields[1] == format!("{}m", cpus * 1000 - 100),
+        "allocatable cpu: {resources}"
+    );
+    let kib = |q: &str| q.trim_end_matches("Ki").parse::<i64>().unwrap_or(-1);
+    ensure!(
+        kib(fields[2]) - kib(fields[3]) == 300 * 1024,
+        "allocatable memory: {resources}"
+    );
+    let memory = get(&[
+        "get",
+        "node",
+        &node,
+        "-o",
+        "jsonpath={.status.conditions[?(@.type==\"MemoryPressure\")].reason}",
+    ])?;
+    ensure!(memory == "KubeletHasSufficientMemory", "{memory}");
+    wait_for(BOUND, "the node's images to list busybox", || {
+        let images = get(&[
+            "get",
+            "node",
+            &node,
+            "-o",
+            "jsonpath={.status.images[*].names}",
+        ])
+        .ok()?;
+        (images.contains(BUSYBOX) && images.contains("navarch.local/pause:1")).then_some(())
+    })?;
 
     let host_port = free_port()?;
     let hook_listener = TcpListener::bind("127.0.0.1:0")?;

@@ -142,6 +142,8 @@ pub async fn run_containerd_node(
         let runtime = CriRuntime::connect(CriOptions::new(socket, layout.pod_log_dir())).await?;
         let version = runtime.version();
         let mut node = config.node.clone();
+        // Capacity, allocatable and pressure from this machine and the data dir's disk.
+        node.host_data_dir = Some(config.data_dir.clone());
         node.runtime_version = format!("{}://{}", version.name, version.version);
         let fleet_config = FleetConfig {
             nodes: vec![node],

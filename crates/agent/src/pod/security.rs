@@ -146,6 +146,7 @@ mod tests {
         Image {
             id: "sha256:1".into(),
             repo_tags: vec![],
+            repo_digests: vec![],
             size: 0,
             uid,
             username: username.into(),

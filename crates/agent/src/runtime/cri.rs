@@ -413,6 +413,7 @@ fn image(image: cri::Image) -> Image {
     Image {
         id: image.id,
         repo_tags: image.repo_tags,
+        repo_digests: image.repo_digests,
         size: image.size,
         uid: image.uid.map(|uid| uid.value),
         username: image.username,
@@ -991,6 +992,17 @@ impl Runtime for CriRuntime {
 
     async fn image_status(&self, image: &str) -> RuntimeResult<Option<Image>> {
         image_status(&mut self.images.clone(), image).await
+    }
+
+    async fn list_images(&self) -> RuntimeResult<Vec<Image>> {
+        let list = self
+            .images
+            .clone()
+            .list_images(cri::ListImagesRequest { filter: None })
+            .await
+            .map_err(call_error("ListImages", "image", ""))?
+            .into_inner();
+        Ok(list.images.into_iter().map(image).collect())
     }
 
     fn pod_network_reachable(&self) -> bool {

@@ -76,6 +76,10 @@ pub trait Runtime: Send + Sync + 'static {
     async fn pull_image(&self, image: &str, sandbox: &PodSandboxConfig) -> RuntimeResult<String>;
     /// The image if present locally.
     async fn image_status(&self, image: &str) -> RuntimeResult<Option<Image>>;
+    /// Every image present locally (the node's `status.images`).
+    async fn list_images(&self) -> RuntimeResult<Vec<Image>> {
+        Ok(Vec::new())
+    }
 
     /// Whether pods get addresses this machine can reach, so that the agent's own HTTP and
     /// TCP probes mean something. Simulated addresses answer nothing.
@@ -247,6 +251,8 @@ pub struct ExecSyncResult {
 pub struct Image {
     pub id: String,
     pub repo_tags: Vec<String>,
+    /// `repo@sha256:…` references.
+    pub repo_digests: Vec<String>,
     pub size: u64,
     /// The image's user as a number, when its configuration names one that way.
     pub uid: Option<i64>,

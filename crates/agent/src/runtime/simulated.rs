@@ -643,6 +643,7 @@ impl Runtime for SimulatedRuntime {
             Image {
                 id: format!("{repo}@{}", digest_of(&name)),
                 repo_tags: vec![name.clone()],
+                repo_digests: Vec::new(),
                 size: 0,
                 uid: None,
                 username: String::new(),
@@ -653,6 +654,10 @@ impl Runtime for SimulatedRuntime {
 
     async fn image_status(&self, image: &str) -> RuntimeResult<Option<Image>> {
         Ok(self.lock().images.get(&normalize_image(image)).cloned())
+    }
+
+    async fn list_images(&self) -> RuntimeResult<Vec<Image>> {
+        Ok(self.lock().images.values().cloned().collect())
     }
 
     fn container_events(&self) -> broadcast::Receiver<ContainerEvent> {
