@@ -340,6 +340,26 @@ fn port_forward_check(name: &str, kubectl: &Kubectl, kubeconfig: &Path) -> Resul
         !switched.is_empty() && switched.iter().all(|l| l.contains(method)),
         "{name} port-forward transport: {switched:?}"
     );
+    drop(forward);
+
+    // Nothing listens on 9999: the connection closes and the error stream says why.
+    let port = free_port();
+    let mut refused = Background::spawn(kubectl.command(
+        kubeconfig,
+        &["port-forward", "pod/web", &format!("{port}:9999")],
+    ))?;
+    refused.wait_for_line(BOUND, "port-forward to listen", |l| {
+        l.contains(&format!("127.0.0.1:{port} ->"))
+    })?;
+    let answer = http_get(port).unwrap_or_default();
+    ensure!(answer.is_empty(), "an answer from nowhere: {answer:?}");
+    wait_for(BOUND, "the forwarding error", || {
+        let stderr = refused.stderr();
+        (stderr.contains("error forwarding port 9999")
+            || stderr.contains("9999: connect: connection refused"))
+        .then_some(())
+    })
+    .with_context(|| format!("{name} port-forward stderr: {}", refused.stderr()))?;
     Ok(())
 }
 
