@@ -5,7 +5,8 @@
 //! image), lifecycle hooks (`postStart` exec before the main process goes on, a failing one
 //! restarting its container, `preStop` httpGet on deletion), termination messages (from the
 //! file and from the log), `hostNetwork`, hostname/subdomain in `/etc/hosts` and resolv.conf
-//! from `dnsConfig`; `ErrImageNeverPull` for an absent image; a deleted pod's files removed;
+//! from `dnsConfig`; `ErrImageNeverPull` for an absent image; a gRPC liveness probe failing
+//! against a server that is not gRPC; a deleted pod's files removed;
 //! and `navarch up --cleanup` removing everything the node left running.
 //!
 //! Needs root, containerd, runc, the CNI plugins and busybox-static (`make test-deps`).
@@ -74,6 +75,21 @@ spec:
   - name: main
     image: navarch.local/absent:1
     imagePullPolicy: Never
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: grpcprobe}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [httpd, -f, -p, "8080", -h, /var/www]
+    livenessProbe:
+      grpc: {{port: 8080}}
+      periodSeconds: 1
+      failureThreshold: 1
 ---
 apiVersion: v1
 kind: Pod
@@ -326,6 +342,16 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
         ),
         "{absent}"
     );
+
+    // A gRPC health check against an HTTP/1 server fails (a connection alone is not enough).
+    wait_for(
+        BOUND,
+        "grpcprobe to be restarted by its gRPC liveness probe",
+        || {
+            let restarts = jsonpath("grpcprobe", "{.status.containerStatuses[0].restartCount}")?;
+            (restarts.parse::<u32>().ok()? >= 1).then_some(())
+        },
+    )?;
 
     // postStart ran before the main process went past its wait.
     ensure!(

@@ -12,6 +12,7 @@ pub mod backoff;
 pub mod dns;
 pub mod env;
 pub mod files;
+pub mod grpc_health;
 pub mod hook;
 pub mod probe;
 pub mod resources;

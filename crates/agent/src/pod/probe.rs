@@ -1,7 +1,8 @@
 //! Network probes, which the kubelet runs itself rather than through the runtime: `httpGet`
 //! (a GET whose status is 200–399 passes) and `tcpSocket` (a connection passes), against the
-//! pod's address unless the probe names a host. HTTPS and gRPC probes are checked by
-//! connecting only: the agent has no TLS or gRPC health client for them yet.
+//! pod's address unless the probe names a host, and `grpc` (the gRPC health check answers
+//! `SERVING`, [`super::grpc_health`]). HTTPS probes are checked by connecting only: the agent
+//! has no TLS client for them yet.
 
 use std::net::{IpAddr, SocketAddr};
 use std::time::Duration;
@@ -21,6 +22,10 @@ pub enum Check {
         headers: Vec<(String, String)>,
     },
     Connect(SocketAddr),
+    Grpc {
+        addr: SocketAddr,
+        service: String,
+    },
 }
 
 /// The port a probe names: a number, or the name of one of the container's ports.
@@ -98,9 +103,10 @@ pub fn check(
     }
     if let Some(grpc) = &probe.grpc {
         let port = u16::try_from(grpc.port).map_err(|_| format!("invalid port {}", grpc.port));
+        let service = grpc.service.clone().unwrap_or_default();
         return Some(
             port.and_then(|p| address(None, pod_ip, p))
-                .map(Check::Connect),
+                .map(|addr| Check::Grpc { addr, service }),
         );
     }
     None
@@ -116,6 +122,7 @@ pub async fn run(check: &Check, timeout: Duration) -> bool {
 async fn attempt(check: &Check) -> bool {
     match check {
         Check::Connect(addr) => TcpStream::connect(addr).await.is_ok(),
+        Check::Grpc { addr, service } => super::grpc_health::serving(*addr, service).await,
         Check::Http {
             addr,
             host,
@@ -196,6 +203,14 @@ mod tests {
         assert!(check(&unknown, Some(ip), &ports()).unwrap().is_err());
         let no_ip = probe(json!({"tcpSocket": {"port": 80}}));
         assert!(check(&no_ip, None, &ports()).unwrap().is_err());
+        let grpc = probe(json!({"grpc": {"port": 9090, "service": "db"}}));
+        assert_eq!(
+            check(&grpc, Some(ip), &ports()).unwrap().unwrap(),
+            Check::Grpc {
+                addr: "10.42.0.5:9090".parse().unwrap(),
+                service: "db".into()
+            }
+        );
         let exec = probe(json!({"exec": {"command": ["true"]}}));
         assert!(check(&exec, Some(ip), &ports()).is_none());
     }
