@@ -47,6 +47,18 @@ spec:
 ---
 apiVersion: v1
 kind: Pod
+metadata: {{name: echoer}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: {BUSYBOX}
+    imagePullPolicy: Never
+    command: [cat]
+    stdin: true
+---
+apiVersion: v1
+kind: Pod
 metadata: {{name: web}}
 spec:
   terminationGracePeriodSeconds: 1
@@ -283,10 +295,23 @@ fn upgraded_requests(
     Ok(lines)
 }
 
-fn attach_check(kubectl: &Kubectl, kubeconfig: &Path) -> Result<()> {
+fn attach_check(kubectl: &Kubectl, kubeconfig: &Path, tag: &str) -> Result<()> {
     let mut attach =
         Background::spawn(kubectl.command(kubeconfig, &["attach", "logger", "-c", "main"]))?;
     attach.wait_for_line(BOUND, "output through attach", |l| l.starts_with("line-"))?;
+    drop(attach);
+    // -i: what goes in comes back from `cat`, which keeps running for the next attach. The
+    // attach ends when its stdin does, so stdin stays open until the echo is back.
+    let (reader, writer) = rustix::pipe::pipe()?;
+    let mut command = kubectl.command(kubeconfig, &["attach", "-i", "echoer"]);
+    command.stdin(Stdio::from(reader));
+    let mut echo = Background::spawn(command)?;
+    let mut writer = std::fs::File::from(writer);
+    writer.write_all(format!("hello from {tag}\n").as_bytes())?;
+    echo.wait_for_line(BOUND, "stdin echoed through attach -i", |l| {
+        l == format!("hello from {tag}")
+    })?;
+    drop(writer);
     Ok(())
 }
 
@@ -413,11 +438,12 @@ fn logs_exec_attach_port_forward_and_cp_work_with_kubectl_1_27_1_30_and_1_33() -
             "pods",
             "logger",
             "web",
+            "echoer",
             "-o",
             "jsonpath={.items[*].status.phase}",
         ])
         .ok()?;
-        (phases == "Running Running").then_some(())
+        (phases == "Running Running Running").then_some(())
     })?;
     wait_for(BOUND, "the crasher to restart", || {
         let restarts = get(&[
@@ -436,7 +462,7 @@ fn logs_exec_attach_port_forward_and_cp_work_with_kubectl_1_27_1_30_and_1_33() -
         let started = std::time::Instant::now();
         logs_checks(kubectl, &kubeconfig).with_context(|| format!("{name} logs"))?;
         exec_checks(name, kubectl, &kubeconfig).with_context(|| format!("{name} exec"))?;
-        attach_check(kubectl, &kubeconfig).with_context(|| format!("{name} attach"))?;
+        attach_check(kubectl, &kubeconfig, name).with_context(|| format!("{name} attach"))?;
         port_forward_check(name, kubectl, &kubeconfig)
             .with_context(|| format!("{name} port-forward"))?;
         cp_check(kubectl, &kubeconfig, dir.path(), name).with_context(|| format!("{name} cp"))?;

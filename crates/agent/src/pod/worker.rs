@@ -853,6 +853,9 @@ impl PodWorker {
             )),
             security: security::container_security(&spec, container),
             mounts,
+            stdin: container.stdin.unwrap_or(false),
+            stdin_once: container.stdin_once.unwrap_or(false),
+            tty: container.tty.unwrap_or(false),
         };
         let runtime = self.ctx.runtime.clone();
         let created = runtime

@@ -249,6 +249,9 @@ pub fn container_config(
         labels,
         annotations: HashMap::from([(ANNOTATION_IMAGE.to_string(), config.image.clone())]),
         log_path: format!("{}/{}.log", config.name, config.attempt),
+        stdin: config.stdin,
+        stdin_once: config.stdin_once,
+        tty: config.tty,
         mounts: config
             .mounts
             .iter()

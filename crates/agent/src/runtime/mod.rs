@@ -181,6 +181,12 @@ pub struct ContainerConfig {
     pub security: ContainerSecurity,
     /// Host files bind-mounted into the container (`/etc/hosts`, the termination log).
     pub mounts: Vec<Mount>,
+    /// Keep stdin open for `kubectl attach -i`; `stdin_once` closes it when the first attach
+    /// ends.
+    pub stdin: bool,
+    pub stdin_once: bool,
+    /// Run on a terminal (`kubectl attach -t`, `run -it`).
+    pub tty: bool,
 }
 
 /// CRI `LinuxContainerSecurityContext`, the parts the agent sets.
