@@ -5,7 +5,8 @@
 //! image), lifecycle hooks (`postStart` exec before the main process goes on, a failing one
 //! restarting its container, `preStop` httpGet on deletion), termination messages (from the
 //! file and from the log), `hostNetwork`, hostname/subdomain in `/etc/hosts` and resolv.conf
-//! from `dnsConfig`; `ErrImageNeverPull` for an absent image; a gRPC liveness probe failing
+//! from `dnsConfig`; `ErrImageNeverPull` for an absent image, `ImagePullBackOff` for one no
+//! registry serves; a gRPC liveness probe failing
 //! against a server that is not gRPC; a deleted pod's files removed;
 //! and `navarch up --cleanup` removing everything the node left running.
 //!
@@ -75,6 +76,16 @@ spec:
   - name: main
     image: navarch.local/absent:1
     imagePullPolicy: Never
+---
+apiVersion: v1
+kind: Pod
+metadata: {{name: unpullable}}
+spec:
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: main
+    image: 127.0.0.1:1/absent:1
+    imagePullPolicy: IfNotPresent
 ---
 apiVersion: v1
 kind: Pod
@@ -341,6 +352,19 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
             "Container image \"navarch.local/absent:1\" is not present with pull policy of Never"
         ),
         "{absent}"
+    );
+
+    // A pull from a registry nobody serves (on this machine's loopback) fails, then backs off.
+    let unpullable = wait_for(BOUND, "unpullable to back off", || {
+        let out = jsonpath(
+            "unpullable",
+            "{.status.containerStatuses[0].state.waiting.reason}|{.status.containerStatuses[0].state.waiting.message}",
+        )?;
+        out.starts_with("ImagePullBackOff|").then_some(out)
+    })?;
+    ensure!(
+        unpullable.ends_with("Back-off pulling image \"127.0.0.1:1/absent:1\""),
+        "{unpullable}"
     );
 
     // A gRPC health check against an HTTP/1 server fails (a connection alone is not enough).

@@ -50,6 +50,8 @@ const DEFAULT_TERMINATION_MESSAGE_PATH: &str = "/dev/termination-log";
 const MAX_HOSTNAME: usize = 63;
 /// Retry delay after a runtime call failed for reasons other than the image.
 const RUNTIME_RETRY: Duration = Duration::from_secs(1);
+/// How long `ErrImagePull` is shown before `ImagePullBackOff`.
+const PULL_ERROR_SHOWN: Duration = Duration::from_secs(1);
 /// Retry delay after a container's configuration could not be built (a ConfigMap or Secret
 /// missing): the kubelet retries its pod worker after about 10 s; nothing tells the agent
 /// when the object appears, so it looks a little more often.
@@ -774,7 +776,9 @@ impl PodWorker {
                     reason: "ErrImagePull",
                     message: Some(e.to_string()),
                 });
-                min_wake(wake, Instant::now() + delay);
+                // Look again soon to report ImagePullBackOff (as the kubelet's next sync
+                // does), then at the end of the back-off to pull again.
+                min_wake(wake, Instant::now() + delay.min(PULL_ERROR_SHOWN));
                 return;
             }
             self.backoff.forget(&pull_key);

@@ -425,15 +425,20 @@ async fn failed_pulls_back_off() {
             json!({"containers": [container("app")]}),
         ),
     );
+    let started = Instant::now();
     let (status, outcome) = sync(&mut worker).await;
     assert_eq!(
         waiting_reason(status_of(&status, "app")),
         Some("ErrImagePull")
     );
     assert_eq!(status.phase.as_deref(), Some("Pending"));
+    // The worker looks again a second later to show the back-off…
+    assert_eq!(outcome.wake_at, Some(started + Duration::from_secs(1)));
+    tokio::time::sleep_until(outcome.wake_at.unwrap()).await;
+    let (status, outcome) = sync(&mut worker).await;
+    // …and then at its end (10 s after the failure).
     let wake = outcome.wake_at.unwrap();
-    tokio::time::sleep(Duration::from_secs(1)).await;
-    let (status, _) = sync(&mut worker).await;
+    assert_eq!(wake, started + Duration::from_secs(10));
     let app = status_of(&status, "app");
     assert_eq!(waiting_reason(app), Some("ImagePullBackOff"));
     assert_eq!(
@@ -453,6 +458,9 @@ async fn failed_pulls_back_off() {
         waiting_reason(status_of(&status, "app")),
         Some("ErrImagePull")
     );
+    assert_eq!(outcome.wake_at.unwrap() - wake, Duration::from_secs(1));
+    tokio::time::sleep_until(outcome.wake_at.unwrap()).await;
+    let (_, outcome) = sync(&mut worker).await;
     assert_eq!(outcome.wake_at.unwrap() - wake, Duration::from_secs(20));
 }
 
@@ -851,5 +859,10 @@ async fn pull_policy_never_waits_for_the_image_to_be_imported() {
     runtime.pull_image("busybox", &sandbox).await.unwrap();
     tokio::time::sleep_until(outcome.wake_at.unwrap()).await;
     let (status, _) = sync(&mut worker).await;
-    assert!(status_of(&status, "app").state.as_ref().unwrap().running.is_some());
+    assert!(status_of(&status, "app")
+        .state
+        .as_ref()
+        .unwrap()
+        .running
+        .is_some());
 }
