@@ -18,6 +18,7 @@ pub mod node;
 pub mod pod;
 pub mod quantity;
 pub mod runtime;
+pub mod stats;
 pub mod streaming;
 
 pub use error::{Error, Result, RuntimeError};

@@ -18,6 +18,7 @@ use navarch_agent::runtime::cri::{self, CriOptions, CriRuntime};
 use navarch_agent::runtime::{
     ContainerConfig, ContainerEventKind, ContainerState, PodSandboxConfig, Runtime, SandboxState,
 };
+use navarch_agent::stats::Collector;
 use navarch_agent::RuntimeError;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
@@ -327,6 +328,31 @@ async fn pods_run_in_real_containers_and_leave_nothing_behind() -> anyhow::Resul
     })
     .await?;
     ensure!(page.contains("navarch test image"), "{page}");
+
+    // The pod's and the container's cgroups give CPU time and a working set.
+    let collector = Collector {
+        runtime: std::sync::Arc::new(runtime.clone()),
+        driver: CgroupDriver::detect(),
+        root: "/sys/fs/cgroup".into(),
+    };
+    if collector.driver == CgroupDriver::Cgroupfs {
+        let stats = collector.collect().await;
+        let pod_stats = stats
+            .get(&config.uid)
+            .context("no statistics for the pod")?;
+        let usage = pod_stats
+            .containers
+            .get("server")
+            .context("no statistics for the server container")?;
+        ensure!(
+            usage.memory_working_set > 0 && usage.cpu_usage_ns > 0,
+            "{pod_stats:?}"
+        );
+        ensure!(
+            pod_stats.usage.memory_usage >= usage.memory_usage,
+            "{pod_stats:?}"
+        );
+    }
 
     // A connection from the pod to an address beyond another interface is dropped by the
     // egress filter. That interface is one end of a veth pair whose other end is on this

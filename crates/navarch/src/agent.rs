@@ -166,6 +166,7 @@ pub(crate) async fn run_containerd(
             max: sim.crashloop_backoff_max,
         },
         timing: Timing::default(),
+        stats: Default::default(),
     };
     let started = Instant::now();
     run_containerd_node(client, config, shutdown, |progress| {

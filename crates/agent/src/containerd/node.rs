@@ -19,6 +19,7 @@ use crate::node::{NodeConfig, Registered, Timing};
 use crate::pod::backoff::BackoffConfig;
 use crate::runtime::cri::{CriOptions, CriRuntime};
 use crate::runtime::Runtime;
+use crate::stats::{self, Collector, StatsStore};
 
 /// How long containerd may take to load the CNI network once it is written.
 const NETWORK_READY_TIMEOUT: Duration = Duration::from_secs(30);
@@ -36,6 +37,8 @@ pub struct ContainerdNodeConfig {
     pub blackhole_routes: Vec<IpNet>,
     pub backoff: BackoffConfig,
     pub timing: Timing,
+    /// Where the pods' CPU and memory statistics are kept ([`crate::stats`]).
+    pub stats: StatsStore,
 }
 
 /// Where a program is: `PATH`, then the sbin directories a non-login root shell may lack.
@@ -139,7 +142,19 @@ pub async fn run_containerd_node(
         if containerd.is_some() {
             network::ensure_pod_egress_filter(&bridge_name(&config.node.name)).await?;
         }
-        let runtime = CriRuntime::connect(CriOptions::new(socket, layout.pod_log_dir())).await?;
+        let options = CriOptions::new(socket, layout.pod_log_dir());
+        let driver = options.cgroup_driver;
+        let runtime = CriRuntime::connect(options).await?;
+        let collector = Collector {
+            runtime: Arc::new(runtime.clone()),
+            driver,
+            root: PathBuf::from("/sys/fs/cgroup"),
+        };
+        tokio::spawn(stats::run(
+            collector,
+            config.stats.clone(),
+            shutdown.child_token(),
+        ));
         let version = runtime.version();
         let mut node = config.node.clone();
         // Capacity, allocatable and pressure from this machine and the data dir's disk.
