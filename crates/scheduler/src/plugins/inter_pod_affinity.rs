@@ -150,12 +150,33 @@ fn all_match(terms: &[Term], pod: &Pod, ns_labels: Option<&BTreeMap<String, Stri
     !terms.is_empty() && terms.iter().all(|t| t.matches(pod, ns_labels))
 }
 
-type Counts = HashMap<(String, String), i64>;
+/// Pods per topology domain: topology key → label value → count. Looked up by `&str`, so
+/// filtering a node allocates nothing.
+type Counts = HashMap<String, HashMap<String, i64>>;
 
 fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, by: i64) {
-    if let Some(v) = node.labels().and_then(|l| l.get(key)) {
-        *counts.entry((key.to_string(), v.clone())).or_default() += by;
+    let Some(v) = node.labels().and_then(|l| l.get(key)) else {
+        return;
+    };
+    if !counts.contains_key(key) {
+        counts.insert(key.to_string(), HashMap::new());
     }
+    if let Some(values) = counts.get_mut(key) {
+        match values.get_mut(v) {
+            Some(n) => *n += by,
+            None => {
+                values.insert(v.clone(), by);
+            }
+        }
+    }
+}
+
+fn domain_count(counts: &Counts, key: &str, value: &str) -> i64 {
+    counts
+        .get(key)
+        .and_then(|values| values.get(value))
+        .copied()
+        .unwrap_or(0)
 }
 
 struct PreFilterState {
@@ -251,7 +272,10 @@ impl PreFilterPlugin for InterPodAffinity {
                 }
             }
         }
-        affinity.retain(|_, n| *n > 0);
+        for values in affinity.values_mut() {
+            values.retain(|_, n| *n > 0);
+        }
+        affinity.retain(|_, values| !values.is_empty());
         let nothing_to_do = terms.required_affinity.is_empty()
             && terms.required_anti_affinity.is_empty()
             && existing_anti.is_empty();
@@ -276,12 +300,7 @@ impl PreFilterPlugin for InterPodAffinity {
 
 fn count(counts: &Counts, key: &str, node: &NodeInfo) -> Option<i64> {
     let v = node.labels()?.get(key)?;
-    Some(
-        counts
-            .get(&(key.to_string(), v.clone()))
-            .copied()
-            .unwrap_or(0),
-    )
+    Some(domain_count(counts, key, v))
 }
 
 impl FilterPlugin for InterPodAffinity {
@@ -310,11 +329,11 @@ impl FilterPlugin for InterPodAffinity {
             return Status::unschedulable([REASON_ANTI_AFFINITY]);
         }
         if !s.existing_anti.is_empty() {
-            let repelled = node.labels().into_iter().flatten().any(|(k, v)| {
-                s.existing_anti
-                    .get(&(k.clone(), v.clone()))
-                    .is_some_and(|n| *n > 0)
-            });
+            let repelled = node
+                .labels()
+                .into_iter()
+                .flatten()
+                .any(|(k, v)| domain_count(&s.existing_anti, k, v) > 0);
             if repelled {
                 return Status::unschedulable([REASON_EXISTING_ANTI_AFFINITY]);
             }
