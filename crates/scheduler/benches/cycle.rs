@@ -2,10 +2,12 @@
 //! the cluster benchmark (`cargo bench -p navarch-e2e --bench scheduler`): 3,000 pods onto 100
 //! nodes and 10,000 pods onto 5,000 nodes, plain and with required pod anti-affinity. Each pod
 //! is scheduled with the default profile and adaptive sampling, then assumed on its node, as
-//! the scheduler's loop does. Prints pods/s and per-pod p50/p99, and writes
+//! the scheduler's loop does. Filtering and scoring use rayon's pool (`RAYON_NUM_THREADS=1`
+//! for one thread). Prints pods/s and per-pod p50/p99, and writes
 //! `target/bench-results/scheduler-cycle.json`.
 //!
-//! `cargo bench -p navarch-scheduler --bench cycle`
+//! `cargo bench -p navarch-scheduler --bench cycle` (`CYCLE_ONLY=5000-plain` runs one, for a
+//! profiler).
 
 use std::sync::Arc;
 use std::time::Instant;
@@ -64,7 +66,17 @@ fn percentile(sorted: &[f64], p: f64) -> f64 {
     sorted[rank.clamp(1, sorted.len()) - 1]
 }
 
-fn run(nodes: usize, pods: usize, groups: Option<usize>) -> Value {
+fn run(nodes: usize, pods: usize, groups: Option<usize>) -> Option<Value> {
+    let scenario = if groups.is_some() {
+        "anti-affinity"
+    } else {
+        "plain"
+    };
+    if let Ok(only) = std::env::var("CYCLE_ONLY") {
+        if only != format!("{nodes}-{scenario}") {
+            return None;
+        }
+    }
     let framework = default_framework();
     let mut snapshot = Snapshot::new();
     for i in 0..nodes {
@@ -86,29 +98,27 @@ fn run(nodes: usize, pods: usize, groups: Option<usize>) -> Value {
     per_pod.sort_by(f64::total_cmp);
     let rate = pods.len() as f64 / seconds;
     let (p50, p99) = (percentile(&per_pod, 50.0), percentile(&per_pod, 99.0));
-    let scenario = if groups.is_some() {
-        "anti-affinity"
-    } else {
-        "plain"
-    };
     println!(
         "  {nodes} nodes, {} pods, {scenario}: {rate:.0} pods/s, per pod p50 {p50:.0} µs, p99 {p99:.0} µs",
         pods.len()
     );
-    json!({
+    Some(json!({
         "nodes": nodes, "pods": pods.len(), "scenario": scenario,
         "pods_per_second": rate, "per_pod_us": {"p50": p50, "p99": p99},
-    })
+    }))
 }
 
 fn main() {
-    println!("scheduling cycle benchmark (one thread, no API server)");
-    let runs = vec![
+    println!("scheduling cycle benchmark (no API server; rayon's pool for filtering and scoring)");
+    let runs: Vec<Value> = [
         run(100, 3000, None),
         run(100, 3000, Some(30)),
         run(5000, 10_000, None),
         run(5000, 10_000, Some(10)),
-    ];
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
     let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../target/bench-results");
     std::fs::create_dir_all(&dir).expect("results directory");
     let path = dir.join("scheduler-cycle.json");

@@ -214,11 +214,15 @@ fn instantiate(name: &str, args: Option<&Value>) -> Result<Option<Entry>, String
             post_filter: Some(Arc::new(default_preemption::DefaultPreemption::new())),
             ..Default::default()
         },
-        balanced_allocation::NAME => Entry {
-            name: balanced_allocation::NAME,
-            score: Some(Arc::new(balanced_allocation::BalancedAllocation::new())),
-            ..Default::default()
-        },
+        balanced_allocation::NAME => {
+            let p = Arc::new(balanced_allocation::BalancedAllocation::new());
+            Entry {
+                name: balanced_allocation::NAME,
+                pre_score: Some(p.clone()),
+                score: Some(p),
+                ..Default::default()
+            }
+        }
         _ => return Ok(None),
     };
     Ok(Some(e))

@@ -1,14 +1,35 @@
 //! One scheduling cycle, pure: pre-filter, filter every node, post-filter when none fits,
 //! pre-score, score, normalize, weight, pick the best node. The caller assumes, reserves, binds.
+//!
+//! Filtering and scoring run on rayon's pool when there are enough nodes to share out (as
+//! upstream runs them on 16 goroutines); verdicts are then taken in node order, so the outcome
+//! is the one a node-by-node run gives.
 
 use std::collections::BTreeMap;
 use std::fmt;
 
 use k8s_openapi::api::core::v1::Pod;
+use rayon::prelude::*;
 
 use crate::framework::{CycleState, Framework};
 use crate::snapshot::{NodeInfo, Snapshot};
 use crate::status::{Code, Status};
+
+/// Below this many nodes a batch of filter or score calls runs on the calling thread: handing
+/// it to the pool would cost more than it saves.
+const PARALLEL_MIN: usize = 128;
+/// Nodes filtered per batch when the feasible nodes still wanted are fewer: a batch is
+/// filtered whole, so past the last wanted node this is the most work thrown away.
+const FILTER_BATCH_MIN: usize = 256;
+
+/// `f` over `items`, on rayon's pool when there are at least [`PARALLEL_MIN`], in order.
+fn map_maybe_parallel<T: Sync, R: Send>(items: &[T], f: impl Fn(&T) -> R + Sync + Send) -> Vec<R> {
+    if items.len() >= PARALLEL_MIN {
+        items.par_iter().map(f).collect()
+    } else {
+        items.iter().map(f).collect()
+    }
+}
 
 /// A node was chosen.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -172,23 +193,35 @@ pub fn schedule_sampled(
     let mut feasible: Vec<&NodeInfo> = Vec::new();
     let mut rejected: Vec<(String, Status)> = Vec::new();
     let mut evaluated = 0;
-    for node in nodes[start..].iter().chain(&nodes[..start]) {
-        evaluated += 1;
-        let s = filter_with_nominated(framework, &state, snapshot, pod, node);
-        match s.code {
-            Code::Success => {
-                feasible.push(node);
-                if feasible.len() >= wanted {
-                    break;
+    let mut next = 0;
+    'batches: while next < num_nodes {
+        let len = (wanted - feasible.len())
+            .max(FILTER_BATCH_MIN)
+            .min(num_nodes - next);
+        let batch: Vec<&NodeInfo> = (next..next + len)
+            .map(|j| &nodes[(start + j) % num_nodes])
+            .collect();
+        next += len;
+        let statuses = map_maybe_parallel(&batch, |node| {
+            filter_with_nominated(framework, &state, snapshot, pod, node)
+        });
+        for (node, s) in batch.into_iter().zip(statuses) {
+            evaluated += 1;
+            match s.code {
+                Code::Success => {
+                    feasible.push(node);
+                    if feasible.len() >= wanted {
+                        break 'batches;
+                    }
                 }
+                Code::Error => {
+                    return fail(FitError {
+                        internal: Some(s),
+                        ..Default::default()
+                    })
+                }
+                _ => rejected.push((node.name.clone(), s)),
             }
-            Code::Error => {
-                return fail(FitError {
-                    internal: Some(s),
-                    ..Default::default()
-                })
-            }
-            _ => rejected.push((node.name.clone(), s)),
         }
     }
 
@@ -285,14 +318,13 @@ pub fn prioritize(
             return Err(s.with_plugin(p.name()));
         }
     }
+    let state: &CycleState = state;
     let mut totals = vec![0i64; nodes.len()];
-    let mut scores = vec![0i64; nodes.len()];
     for (p, weight) in &framework.score {
-        for (i, n) in nodes.iter().enumerate() {
-            scores[i] = p
-                .score(state, pod, n)
-                .map_err(|s| s.with_plugin(p.name()))?;
-        }
+        let mut scores = map_maybe_parallel(nodes, |n| p.score(state, pod, n))
+            .into_iter()
+            .collect::<Result<Vec<i64>, Status>>()
+            .map_err(|s| s.with_plugin(p.name()))?;
         let s = p.normalize(state, pod, nodes, &mut scores);
         if !s.is_success() {
             return Err(s.with_plugin(p.name()));
@@ -320,6 +352,47 @@ mod tests {
             s.upsert_node(Arc::new(n));
         }
         s
+    }
+
+    #[test]
+    fn batched_parallel_filtering_gives_the_node_by_node_outcome() {
+        // 600 nodes (several filter batches, each shared out): only every 7th has room.
+        let nodes: Vec<_> = (0..600)
+            .map(|i| {
+                let cpu = if i % 7 == 0 { "4" } else { "100m" };
+                node(&format!("n{i:03}"), cpu, "1Gi", json!({}))
+            })
+            .collect();
+        let s = snapshot(nodes);
+        let p = pod_requesting("p", "1", "0");
+        let fitting = (0..600).filter(|i| i % 7 == 0).count();
+        let all = schedule(&default_framework(), &s, &p, 0).unwrap();
+        assert_eq!((all.evaluated, all.feasible), (600, fitting));
+        // Adaptive sampling wants 276 of 600: fewer fit, so every node is still looked at.
+        let sampled = schedule_sampled(
+            &default_framework(),
+            &s,
+            &p,
+            0,
+            Sampling::Adaptive { start: 5 },
+        )
+        .unwrap();
+        assert_eq!((sampled.evaluated, sampled.feasible), (600, fitting));
+        // With room everywhere, filtering stops at the 276th node from the start index.
+        let roomy = snapshot(
+            (0..600)
+                .map(|i| node(&format!("n{i:03}"), "4", "1Gi", json!({})))
+                .collect(),
+        );
+        let r = schedule_sampled(
+            &default_framework(),
+            &roomy,
+            &p,
+            0,
+            Sampling::Adaptive { start: 590 },
+        )
+        .unwrap();
+        assert_eq!((r.evaluated, r.feasible), (276, 276));
     }
 
     #[test]

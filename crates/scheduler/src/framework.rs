@@ -3,7 +3,6 @@
 //! and a per-cycle [`CycleState`] where pre-* hooks leave precomputed data for later hooks.
 
 use std::any::Any;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 use k8s_openapi::api::core::v1::Pod;
@@ -15,19 +14,26 @@ use crate::status::Status;
 /// The highest score a plugin gives a node (after normalization).
 pub const MAX_NODE_SCORE: i64 = 100;
 
-/// Data plugins share within one scheduling cycle, keyed by plugin name.
+/// Data plugins share within one scheduling cycle, keyed by plugin name. A handful of entries,
+/// read for every node filtered and scored: a linear scan beats hashing the key.
 #[derive(Default)]
 pub struct CycleState {
-    data: HashMap<&'static str, Box<dyn Any + Send + Sync>>,
+    data: Vec<(&'static str, Box<dyn Any + Send + Sync>)>,
 }
 
 impl CycleState {
     pub fn write<T: Any + Send + Sync>(&mut self, key: &'static str, value: T) {
-        self.data.insert(key, Box::new(value));
+        match self.data.iter_mut().find(|(k, _)| *k == key) {
+            Some((_, v)) => *v = Box::new(value),
+            None => self.data.push((key, Box::new(value))),
+        }
     }
 
     pub fn read<T: Any>(&self, key: &'static str) -> Option<&T> {
-        self.data.get(key).and_then(|v| v.downcast_ref())
+        self.data
+            .iter()
+            .find(|(k, _)| *k == key)
+            .and_then(|(_, v)| v.downcast_ref())
     }
 }
 

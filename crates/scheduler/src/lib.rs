@@ -20,6 +20,7 @@ pub mod events;
 pub mod framework;
 pub mod labels;
 pub mod plugins;
+pub mod pod_index;
 pub mod queue;
 pub mod resources;
 mod runtime;

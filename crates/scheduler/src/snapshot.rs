@@ -11,7 +11,8 @@ use k8s_openapi::api::core::v1::{
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::storage::v1::StorageClass;
 
-use crate::plugins::inter_pod_affinity::PodTerms;
+use crate::plugins::inter_pod_affinity::{PodTerms, Term};
+use crate::pod_index::PodIndex;
 use crate::resources::{allowed_pods, pod_requests, Resources};
 
 /// `namespace/name`, the key pods are tracked by.
@@ -174,9 +175,9 @@ impl NodeInfo {
 #[derive(Debug, Default, Clone)]
 pub struct Snapshot {
     nodes: Vec<NodeInfo>,
-    index: HashMap<String, usize>,
+    index: foldhash::HashMap<String, usize>,
     /// Pod key → node name, for every placed pod (bound or assumed).
-    placed: HashMap<String, String>,
+    placed: foldhash::HashMap<String, String>,
     /// Pods on nodes not (yet) known.
     orphans: HashMap<String, PodInfo>,
     assumed: HashSet<String>,
@@ -184,6 +185,9 @@ pub struct Snapshot {
     /// those of at least the incoming pod's priority as if placed, so lower-priority pods do not
     /// take the room preemption made.
     nominated: HashMap<String, (String, Arc<Pod>)>,
+    /// Every placed pod (on a known node or not) by label, and required anti-affinity terms
+    /// by the labels they demand.
+    pub pod_index: PodIndex,
     /// Other objects plugins consult: namespaces (for affinity namespace selectors), disruption
     /// budgets (preemption) and the workloads that give pods default spreading.
     pub objects: ClusterObjects,
@@ -240,6 +244,28 @@ impl Snapshot {
         self.nodes
             .iter()
             .flat_map(|n| n.pods.values().map(move |p| (n, p)))
+    }
+
+    /// A placed pod and its node, when the node is known.
+    pub fn placed_pod(&self, key: &str) -> Option<(&NodeInfo, &PodInfo)> {
+        let node = self.node(self.placed.get(key)?)?;
+        Some((node, node.pods.get(key)?))
+    }
+
+    /// The placed pods (on known nodes) that `term`'s selector may select: those carrying the
+    /// label its selector demands, or every pod when it demands none. Callers still match.
+    pub fn candidates(&self, term: &Term) -> Vec<(&NodeInfo, &PodInfo)> {
+        if term.selects_nothing() {
+            return Vec::new();
+        }
+        match term.required_label() {
+            Some((key, values)) => self
+                .pod_index
+                .labelled(key, values)
+                .filter_map(|k| self.placed_pod(k))
+                .collect(),
+            None => self.pods().collect(),
+        }
     }
 
     /// Records (or, with `None`, forgets) a pending pod's nominated node.
@@ -340,10 +366,12 @@ impl Snapshot {
         self.assumed.remove(key);
         self.nominated.remove(key);
         let node = self.placed.remove(key)?;
-        match self.index.get(&node) {
+        let info = match self.index.get(&node) {
             Some(i) => self.nodes[*i].remove_pod(key),
             None => self.orphans.remove(key),
-        }
+        }?;
+        self.pod_index.remove(key, &info);
+        Some(info)
     }
 
     /// Places a pod on `node` before its binding is observed, so later cycles see it.
@@ -362,6 +390,7 @@ impl Snapshot {
     }
 
     fn place(&mut self, key: String, node: String, info: PodInfo) {
+        self.pod_index.add(&key, &info);
         match self.index.get(&node) {
             Some(i) => self.nodes[*i].add_pod(info),
             None => {

@@ -3,9 +3,9 @@
 
 use k8s_openapi::api::core::v1::Pod;
 
-use crate::framework::{CycleState, Plugin, ScorePlugin, MAX_NODE_SCORE};
-use crate::resources::pod_requests;
-use crate::snapshot::NodeInfo;
+use crate::framework::{CycleState, Plugin, PreScorePlugin, ScorePlugin, MAX_NODE_SCORE};
+use crate::resources::{pod_requests, Resources};
+use crate::snapshot::{NodeInfo, Snapshot};
 use crate::status::Status;
 
 pub const NAME: &str = "NodeResourcesBalancedAllocation";
@@ -25,10 +25,33 @@ impl Plugin for BalancedAllocation {
     }
 }
 
-impl ScorePlugin for BalancedAllocation {
-    fn score(&self, _: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
+/// The pod's requests, computed once per cycle rather than once per node.
+struct PreScoreState(Resources);
+
+impl PreScorePlugin for BalancedAllocation {
+    fn pre_score(
+        &self,
+        state: &mut CycleState,
+        pod: &Pod,
+        _: &Snapshot,
+        _: &[&NodeInfo],
+    ) -> Status {
         // Actual requests, not the scoring defaults, as upstream.
-        let req = pod_requests(pod, false);
+        state.write(NAME, PreScoreState(pod_requests(pod, false)));
+        Status::success()
+    }
+}
+
+impl ScorePlugin for BalancedAllocation {
+    fn score(&self, state: &CycleState, pod: &Pod, node: &NodeInfo) -> Result<i64, Status> {
+        let computed;
+        let req = match state.read::<PreScoreState>(NAME) {
+            Some(PreScoreState(r)) => r,
+            None => {
+                computed = pod_requests(pod, false);
+                &computed
+            }
+        };
         let pairs = [
             (
                 node.requested.milli_cpu + req.milli_cpu,

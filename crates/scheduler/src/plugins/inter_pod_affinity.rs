@@ -9,7 +9,7 @@
 //! affinity terms; and the first pod of a group with affinity to itself may go to any node that
 //! has the topology labels when no pod in the cluster matches its terms yet.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 
 use k8s_openapi::api::core::v1::{Pod, PodAffinityTerm};
 use navarch_api::selector::LabelReq;
@@ -32,7 +32,7 @@ pub const DEFAULT_HARD_POD_AFFINITY_WEIGHT: i64 = 1;
 /// One affinity term, resolved against the pod that declares it.
 #[derive(Debug, Clone)]
 pub struct Term {
-    namespaces: HashSet<String>,
+    namespaces: foldhash::HashSet<String>,
     namespace_selector: Selector,
     selector: Selector,
     pub topology_key: String,
@@ -43,7 +43,8 @@ impl Term {
     /// Resolves `t` as declared by `owner`: default namespace, and `matchLabelKeys` /
     /// `mismatchLabelKeys` folded into the selector with the owner's label values.
     pub fn new(t: &PodAffinityTerm, owner: &Pod, weight: i64) -> Self {
-        let mut namespaces: HashSet<String> = t.namespaces.iter().flatten().cloned().collect();
+        let mut namespaces: foldhash::HashSet<String> =
+            t.namespaces.iter().flatten().cloned().collect();
         if namespaces.is_empty() && t.namespace_selector.is_none() {
             namespaces.insert(namespace(owner).to_string());
         }
@@ -73,6 +74,24 @@ impl Term {
     /// Whether matching depends on namespace labels (a `namespaceSelector` was given).
     pub fn uses_namespace_labels(&self) -> bool {
         !matches!(self.namespace_selector, Selector::Nothing)
+    }
+
+    /// Whether the selector can select no pod at all (a missing or invalid one).
+    pub fn selects_nothing(&self) -> bool {
+        matches!(self.selector, Selector::Nothing)
+    }
+
+    /// The label key and values of the selector's first `key=value` or `key in (…)`
+    /// requirement: every pod it selects carries one of those labels.
+    pub fn required_label(&self) -> Option<(&str, &[String])> {
+        let Selector::Reqs(reqs) = &self.selector else {
+            return None;
+        };
+        reqs.0.iter().find_map(|r| match r {
+            LabelReq::Eq(k, v) => Some((k.as_str(), std::slice::from_ref(v))),
+            LabelReq::In(k, vs) => Some((k.as_str(), vs.as_slice())),
+            _ => None,
+        })
     }
 
     /// Whether `pod` (whose namespace has `ns_labels`) is selected by this term.
@@ -130,6 +149,14 @@ impl PodTerms {
         out
     }
 
+    /// Whether these terms score nodes for other pods: required affinity (at the hard pod
+    /// affinity weight) and preferred terms do; required anti-affinity only filters.
+    pub fn scores_others(&self) -> bool {
+        !(self.required_affinity.is_empty()
+            && self.preferred_affinity.is_empty()
+            && self.preferred_anti_affinity.is_empty())
+    }
+
     pub fn is_empty(&self) -> bool {
         self.required_affinity.is_empty()
             && self.required_anti_affinity.is_empty()
@@ -152,14 +179,14 @@ fn all_match(terms: &[Term], pod: &Pod, ns_labels: Option<&BTreeMap<String, Stri
 
 /// Pods per topology domain: topology key → label value → count. Looked up by `&str`, so
 /// filtering a node allocates nothing.
-type Counts = HashMap<String, HashMap<String, i64>>;
+type Counts = foldhash::HashMap<String, foldhash::HashMap<String, i64>>;
 
 fn bump(counts: &mut Counts, node: &NodeInfo, key: &str, by: i64) {
     let Some(v) = node.labels().and_then(|l| l.get(key)) else {
         return;
     };
     if !counts.contains_key(key) {
-        counts.insert(key.to_string(), HashMap::new());
+        counts.insert(key.to_string(), Default::default());
     }
     if let Some(values) = counts.get_mut(key) {
         match values.get_mut(v) {
@@ -227,48 +254,57 @@ impl PreFilterPlugin for InterPodAffinity {
     fn pre_filter(&self, state: &mut CycleState, pod: &Pod, snapshot: &Snapshot) -> Status {
         let terms = PodTerms::of(pod);
         let pod_ns_labels = snapshot.objects.namespace_labels(namespace(pod));
-        let mut existing_anti = Counts::new();
-        let mut affinity = Counts::new();
-        let mut anti = Counts::new();
-        let own_required =
-            !(terms.required_affinity.is_empty() && terms.required_anti_affinity.is_empty());
+        let mut existing_anti = Counts::default();
+        let mut affinity = Counts::default();
+        let mut anti = Counts::default();
         // Namespace labels are looked up per pod only when a term selects namespaces by label.
         let own_required_ns_labels = terms
             .required_affinity
             .iter()
             .chain(&terms.required_anti_affinity)
             .any(Term::uses_namespace_labels);
-        for node in snapshot.nodes() {
-            // Only the pods' own required terms look at every pod; otherwise only pods with
-            // required anti-affinity matter.
-            if !own_required && node.pods_with_required_anti_affinity == 0 {
-                continue;
+        let ns_labels_of = |existing: &Pod| {
+            if own_required_ns_labels {
+                snapshot.objects.namespace_labels(namespace(existing))
+            } else {
+                None
             }
-            for existing in node.pods.values() {
-                if let Some(theirs) = &existing.terms {
-                    for t in &theirs.required_anti_affinity {
-                        if t.matches(pod, pod_ns_labels) {
-                            bump(&mut existing_anti, node, &t.topology_key, 1);
-                        }
-                    }
-                }
-                if !own_required {
-                    continue;
-                }
-                let their_ns_labels = if own_required_ns_labels {
-                    snapshot.objects.namespace_labels(namespace(&existing.pod))
-                } else {
-                    None
-                };
-                if all_match(&terms.required_affinity, &existing.pod, their_ns_labels) {
+        };
+        // Placed pods' required anti-affinity terms that may select this pod (indexed by the
+        // labels they demand, so pods whose terms cannot match are not looked at).
+        for (key, i) in snapshot
+            .pod_index
+            .anti_terms_for(pod.metadata.labels.as_ref())
+        {
+            let Some((node, existing)) = snapshot.placed_pod(key) else {
+                continue;
+            };
+            let term = existing
+                .terms
+                .as_ref()
+                .and_then(|t| t.required_anti_affinity.get(*i));
+            if let Some(t) = term.filter(|t| t.matches(pod, pod_ns_labels)) {
+                bump(&mut existing_anti, node, &t.topology_key, 1);
+            }
+        }
+        // Placed pods matching all the pod's required affinity terms: candidates from the first.
+        if let Some(first) = terms.required_affinity.first() {
+            for (node, existing) in snapshot.candidates(first) {
+                if all_match(
+                    &terms.required_affinity,
+                    &existing.pod,
+                    ns_labels_of(&existing.pod),
+                ) {
                     for t in &terms.required_affinity {
                         bump(&mut affinity, node, &t.topology_key, 1);
                     }
                 }
-                for t in &terms.required_anti_affinity {
-                    if t.matches(&existing.pod, their_ns_labels) {
-                        bump(&mut anti, node, &t.topology_key, 1);
-                    }
+            }
+        }
+        for t in &terms.required_anti_affinity {
+            for (node, existing) in snapshot.candidates(t) {
+                if t.matches(&existing.pod, ns_labels_of(&existing.pod)) {
+                    bump(&mut anti, node, &t.topology_key, 1);
                 }
             }
         }
@@ -364,6 +400,9 @@ impl PreScorePlugin for InterPodAffinity {
         };
         let own_preferred =
             !(terms.preferred_affinity.is_empty() && terms.preferred_anti_affinity.is_empty());
+        if !own_preferred && snapshot.pod_index.with_scoring_terms == 0 {
+            return Status::skip();
+        }
         let own_preferred_ns_labels = terms
             .preferred_affinity
             .iter()
