@@ -273,17 +273,7 @@ pub fn builtin() -> Vec<ResourceDef> {
         def::<core::Pod>("pod", Namespaced, &["po"], all, Arc::new(pod::PodOps))
             .status()
             .sub("binding", "", "v1", "Binding", &["create"])
-            .sub("eviction", "policy", "v1", "Eviction", &["create"])
-            .sub("log", "", "v1", "Pod", &["get"])
-            .sub("exec", "", "v1", "PodExecOptions", &["create", "get"])
-            .sub("attach", "", "v1", "PodAttachOptions", &["create", "get"])
-            .sub(
-                "portforward",
-                "",
-                "v1",
-                "PodPortForwardOptions",
-                &["create", "get"],
-            ),
+            .sub("eviction", "policy", "v1", "Eviction", &["create"]),
         def::<core::PodTemplate>(
             "podtemplate",
             Namespaced,
