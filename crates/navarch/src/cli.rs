@@ -76,7 +76,8 @@ pub enum ImagesCommand {
 #[derive(Debug, Args)]
 pub struct ConnectArgs {
     /// The API server, e.g. https://10.0.0.1:6443.
-    #[arg(long, value_name = "URL", required_unless_present = "kubeconfig")]
+    // `--cleanup` of `agent` needs no server (that of `simulate` finds out when it connects).
+    #[arg(long, value_name = "URL", required_unless_present_any = ["kubeconfig", "cleanup"])]
     pub server: Option<String>,
 
     /// The node join token (the server's DATA_DIR/node-token).
@@ -85,7 +86,7 @@ pub struct ConnectArgs {
         value_name = "TOKEN",
         env = "NAVARCH_TOKEN",
         hide_env_values = true,
-        required_unless_present = "kubeconfig"
+        required_unless_present_any = ["kubeconfig", "cleanup"]
     )]
     pub token: Option<String>,
 
@@ -454,5 +455,37 @@ mod tests {
             panic!("not the agent subcommand")
         };
         assert_eq!(args.runtime, RuntimeKind::Simulated);
+    }
+
+    #[test]
+    fn cleanup_and_reservations_parse_for_agent_and_up() {
+        let cli = Cli::try_parse_from([
+            "navarch",
+            "agent",
+            "--cleanup",
+            "--system-reserved",
+            "cpu=100m,memory=1Gi",
+            "--kube-reserved",
+            "ephemeral-storage=1Gi",
+        ])
+        .unwrap();
+        let Command::Agent(args) = cli.command else {
+            panic!("not the agent subcommand")
+        };
+        assert!(args.cleanup);
+        let reserved = args.node.system_reserved.plus(args.node.kube_reserved);
+        assert_eq!(reserved.cpu_milli, 100);
+        assert_eq!(reserved.memory, 1 << 30);
+        assert_eq!(reserved.ephemeral_storage, 1 << 30);
+        let cli = Cli::try_parse_from(["navarch", "up", "--cleanup"]).unwrap();
+        let Command::Up(args) = cli.command else {
+            panic!("not the up subcommand")
+        };
+        assert!(args.cleanup);
+        assert_eq!(args.node.system_reserved, Reserved::default());
+        assert!(
+            Cli::try_parse_from(["navarch", "up", "--kube-reserved", "gpu=1"]).is_err(),
+            "unknown resources are refused"
+        );
     }
 }

@@ -2,8 +2,9 @@
 //!
 //! [`PodWorker::sync`] looks at the runtime, takes the next steps (create the sandbox, pull,
 //! create and start the next container, restart an exited one when the restart policy and the
-//! back-off allow, run due probes (restarting containers whose liveness or startup probe failed), stop everything once the pod is being deleted)
-//! and returns the pod status to report and when to look again. It talks to the runtime only;
+//! back-off allow, run due probes (restarting containers whose liveness or startup probe
+//! failed), stop everything once the pod is being deleted) and returns the pod status to
+//! report and when to look again. It talks to the runtime only;
 //! writing the status and deleting the pod object is the caller's job ([`super::run`]), so the
 //! state machine is tested against the simulated runtime with paused time.
 //!
@@ -12,6 +13,12 @@
 //! the regular containers start together. An exited container restarts under `Always`, under
 //! `OnFailure` if it failed, never under `Never`; restarts go through the back-off
 //! ([`super::backoff`]), showing `CrashLoopBackOff` while they wait.
+//!
+//! Around each container the worker does what the kubelet does besides CRI calls: the
+//! `securityContext` ([`super::security`], `runAsNonRoot` checked before creating), the
+//! managed `/etc/hosts` and termination-message files it mounts ([`super::files`]), the
+//! pod's resolv.conf ([`super::dns`]), `postStart` after starting and `preStop` before every
+//! stop ([`super::hook`]), and the termination message read back when a container exits.
 
 use std::collections::HashMap;
 use std::net::IpAddr;
