@@ -99,6 +99,7 @@ spec:
     command: [httpd, -f, -p, "8080", -h, /var/www]
     livenessProbe:
       grpc: {{port: 8080}}
+      initialDelaySeconds: 2
       periodSeconds: 1
       failureThreshold: 1
 ---
@@ -367,7 +368,8 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
         "{unpullable}"
     );
 
-    // A gRPC health check against an HTTP/1 server fails (a connection alone is not enough).
+    // A gRPC health check against an HTTP/1 server fails (a connection alone is not enough:
+    // httpd listens well before the first probe).
     wait_for(
         BOUND,
         "grpcprobe to be restarted by its gRPC liveness probe",
