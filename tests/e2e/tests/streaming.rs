@@ -170,6 +170,19 @@ fn logs_checks(kubectl: &Kubectl, kubeconfig: &Path) -> Result<()> {
     ensure!(side == "side-hello\n", "-c side: {side:?}");
     let previous = get(&["logs", "crasher", "--previous"])?;
     ensure!(previous == "crash-run\n", "--previous: {previous:?}");
+    let limited = get(&["logs", "logger", "-c", "main", "--limit-bytes", "5"])?;
+    ensure!(
+        limited.len() == 5 && plain.starts_with(&limited),
+        "--limit-bytes 5: {limited:?}"
+    );
+    let recent = get(&["logs", "logger", "-c", "main", "--since", "1h"])?;
+    ensure!(recent.contains("line-0"), "--since 1h: {recent:?}");
+    let missing = kubectl.run(kubeconfig, &["exec", "nosuchpod", "--", "true"])?;
+    ensure!(
+        !missing.status.success()
+            && String::from_utf8_lossy(&missing.stderr).contains("pods \"nosuchpod\" not found"),
+        "exec into a missing pod: {missing:?}"
+    );
     let bad = kubectl.run(kubeconfig, &["logs", "logger", "-c", "nope"])?;
     ensure!(
         !bad.status.success()
