@@ -8,7 +8,8 @@
 //! `target/bench-results/scheduler.json`.
 //!
 //! `cargo bench -p navarch-e2e --bench scheduler` (`NAVARCH_BIN=target/release/navarch` for
-//! release figures; `SCHED_SMALL_ONLY=1` skips the 5,000-node runs).
+//! release figures; `SCHED_SMALL_ONLY=1` skips the 5,000-node runs, `SCHED_LARGE_ONLY=1` the
+//! 100-node ones, `SCHED_ANTI_ONLY=1` the plain scenarios).
 
 mod common;
 
@@ -156,7 +157,11 @@ fn scenario(nodes: usize, pods: usize, groups: usize) -> Result<Value> {
     let runtime = tokio::runtime::Runtime::new()?;
     let results = runtime.block_on(async {
         let client = cluster.client().await?;
-        let plain = run(&client, "plain", pods, None).await?;
+        let plain = if std::env::var_os("SCHED_ANTI_ONLY").is_none() {
+            run(&client, "plain", pods, None).await?
+        } else {
+            Value::Null
+        };
         let anti = run(&client, "anti-affinity", pods, Some(groups)).await?;
         anyhow::Ok(json!({"nodes": nodes, "plain": plain, "anti_affinity": anti}))
     })?;
@@ -170,7 +175,10 @@ fn main() -> Result<()> {
         "scheduler benchmark, {}",
         navarch_e2e::navarch_bin().display()
     );
-    let mut results = vec![scenario(100, 3000, 30)?];
+    let mut results = Vec::new();
+    if std::env::var_os("SCHED_LARGE_ONLY").is_none() {
+        results.push(scenario(100, 3000, 30)?);
+    }
     if std::env::var_os("SCHED_SMALL_ONLY").is_none() {
         results.push(scenario(5000, 10_000, 10)?);
     }

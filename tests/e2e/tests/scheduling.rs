@@ -49,7 +49,10 @@ impl Cluster {
         let mut command = Command::new(navarch_bin());
         command
             .arg("simulate")
-            .args(["--server", &format!("https://127.0.0.1:{}", self.server.port())])
+            .args([
+                "--server",
+                &format!("https://127.0.0.1:{}", self.server.port()),
+            ])
             .args(["--ca-file", path(&data.join("tls/ca.crt"))])
             .args(["--nodes", &count.to_string()])
             .args(["--name-prefix", prefix])
@@ -90,14 +93,18 @@ impl Cluster {
 
     /// The `PodScheduled=False` message of a pending pod, once the scheduler gave up on it.
     fn unschedulable(&self, ns: &str, pod: &str) -> Result<String> {
-        wait_for(BIND_TIMEOUT, &format!("{ns}/{pod} to be unschedulable"), || {
-            let p = self.json(&["get", "pod", "-n", ns, pod]).ok()?;
-            p["status"]["conditions"]
-                .as_array()?
-                .iter()
-                .find(|c| c["type"] == "PodScheduled" && c["reason"] == "Unschedulable")
-                .and_then(|c| c["message"].as_str().map(str::to_string))
-        })
+        wait_for(
+            BIND_TIMEOUT,
+            &format!("{ns}/{pod} to be unschedulable"),
+            || {
+                let p = self.json(&["get", "pod", "-n", ns, pod]).ok()?;
+                p["status"]["conditions"]
+                    .as_array()?
+                    .iter()
+                    .find(|c| c["type"] == "PodScheduled" && c["reason"] == "Unschedulable")
+                    .and_then(|c| c["message"].as_str().map(str::to_string))
+            },
+        )
     }
 
     fn zone(&self, node: &str) -> Result<String> {
@@ -271,7 +278,16 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     wait_for(BIND_TIMEOUT, "the low-priority pod to be gone", || {
         let out = c.kubectl.run(
             &c.server.kubeconfig(),
-            &["get", "pod", "-n", "s", "low", "--ignore-not-found", "-o", "name"],
+            &[
+                "get",
+                "pod",
+                "-n",
+                "s",
+                "low",
+                "--ignore-not-found",
+                "-o",
+                "name",
+            ],
         );
         out.ok()
             .filter(|o| o.status.success() && o.stdout.is_empty())

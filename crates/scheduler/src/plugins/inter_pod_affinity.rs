@@ -365,11 +365,14 @@ impl FilterPlugin for InterPodAffinity {
             return Status::unschedulable([REASON_ANTI_AFFINITY]);
         }
         if !s.existing_anti.is_empty() {
-            let repelled = node
-                .labels()
-                .into_iter()
-                .flatten()
-                .any(|(k, v)| domain_count(&s.existing_anti, k, v) > 0);
+            // Few topology keys, many node labels: look each key up on the node.
+            let labels = node.labels();
+            let repelled = s.existing_anti.iter().any(|(key, values)| {
+                labels
+                    .and_then(|l| l.get(key))
+                    .and_then(|v| values.get(v))
+                    .is_some_and(|n| *n > 0)
+            });
             if repelled {
                 return Status::unschedulable([REASON_EXISTING_ANTI_AFFINITY]);
             }
