@@ -6,7 +6,8 @@
 //! kubectl binaries with a private HOME and cache directory, so discovery caches never leak
 //! between tests. [`output_within`] bounds a command's run time; [`Background`] keeps one
 //! running beside the test (`kubectl get -w`, `kubectl wait`) and reads its stdout by line.
-//! [`up::UpCluster`] is `navarch up` on real containerd, cleaned up after.
+//! [`up::UpCluster`] is `navarch up` on real containerd, cleaned up after. [`KubectlCluster`]
+//! gives a test's cluster kubectl helpers from its kubectl and kubeconfig.
 
 pub mod up;
 
@@ -450,5 +451,36 @@ impl Drop for Background {
             let _ = self.child.kill();
         }
         let _ = self.child.wait();
+    }
+}
+
+/// A test's cluster as kubectl sees it: implement the two accessors, get `kubectl`, `json` and
+/// `apply` against its kubeconfig.
+pub trait KubectlCluster {
+    fn kubectl_binary(&self) -> &Kubectl;
+    fn kubeconfig_path(&self) -> PathBuf;
+
+    /// `kubectl ARGS…`, its stdout; fails with stderr if kubectl failed.
+    fn kubectl(&self, args: &[&str]) -> Result<String> {
+        self.kubectl_binary().stdout(&self.kubeconfig_path(), args)
+    }
+
+    /// `kubectl ARGS… -o json`, parsed.
+    fn json(&self, args: &[&str]) -> Result<serde_json::Value> {
+        let mut all = args.to_vec();
+        all.extend(["-o", "json"]);
+        Ok(serde_json::from_str(&self.kubectl(&all)?)?)
+    }
+
+    /// `kubectl apply -f` of a YAML or JSON manifest (written beside the kubeconfig).
+    fn apply(&self, manifest: &str) -> Result<()> {
+        let path = self.kubeconfig_path().with_file_name("manifest.yaml");
+        std::fs::write(&path, manifest)?;
+        let path = path
+            .to_str()
+            .ok_or_else(|| anyhow!("{} is not UTF-8", path.display()))?
+            .to_string();
+        self.kubectl(&["apply", "-f", &path])?;
+        Ok(())
     }
 }

@@ -11,7 +11,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, Server};
+use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, KubectlCluster, Server};
 use serde_json::Value;
 
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(20);
@@ -23,24 +23,17 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+impl KubectlCluster for Cluster {
+    fn kubectl_binary(&self) -> &Kubectl {
+        &self.kubectl
+    }
+
+    fn kubeconfig_path(&self) -> std::path::PathBuf {
+        self.server.kubeconfig()
+    }
+}
+
 impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
-        self.kubectl.stdout(&self.server.kubeconfig(), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        Ok(serde_json::from_str(&self.kubectl(&all)?)?)
-    }
-
-    fn apply(&self, manifest: &str) -> Result<()> {
-        let path = self.server.data_dir().with_extension("manifest.yaml");
-        std::fs::write(&path, manifest)?;
-        self.kubectl(&["apply", "-f", path.to_str().unwrap()])?;
-        Ok(())
-    }
-
     /// Poll `get ARGS -o json` until `check` accepts it; the error names the last object seen.
     fn wait_json(
         &self,

@@ -13,8 +13,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, Server};
-use serde_json::Value;
+use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, KubectlCluster, Server};
 
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
 const POD_TIMEOUT: Duration = Duration::from_secs(30);
@@ -54,17 +53,17 @@ struct Cluster {
     kubectl: Kubectl,
 }
 
+impl KubectlCluster for Cluster {
+    fn kubectl_binary(&self) -> &Kubectl {
+        &self.kubectl
+    }
+
+    fn kubeconfig_path(&self) -> std::path::PathBuf {
+        self.server.kubeconfig()
+    }
+}
+
 impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
-        self.kubectl.stdout(&self.server.kubeconfig(), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        Ok(serde_json::from_str(&self.kubectl(&all)?)?)
-    }
-
     /// The ReplicaSet's pods as (name, node, phase, terminating).
     fn pods(&self) -> Result<Vec<(String, String, String, bool)>> {
         let list = self.json(&["get", "pods", "-l", "app=web"])?;

@@ -10,7 +10,7 @@ use std::process::Command;
 use std::time::Duration;
 
 use anyhow::{ensure, Result};
-use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, Server};
+use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, KubectlCluster, Server};
 use serde_json::{json, Value};
 
 const REGISTER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -19,27 +19,24 @@ const BIND_TIMEOUT: Duration = Duration::from_secs(20);
 struct Cluster {
     server: Server,
     kubectl: Kubectl,
-    dir: tempfile::TempDir,
+    _dir: tempfile::TempDir,
     simulators: Vec<Background>,
 }
 
+impl KubectlCluster for Cluster {
+    fn kubectl_binary(&self) -> &Kubectl {
+        &self.kubectl
+    }
+
+    fn kubeconfig_path(&self) -> std::path::PathBuf {
+        self.server.kubeconfig()
+    }
+}
+
 impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
-        self.kubectl.stdout(&self.server.kubeconfig(), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        Ok(serde_json::from_str(&self.kubectl(&all)?)?)
-    }
-
-    fn apply(&self, objects: &[Value]) -> Result<()> {
-        let path = self.dir.path().join("manifest.json");
+    fn apply_objects(&self, objects: &[Value]) -> Result<()> {
         let list = json!({"apiVersion": "v1", "kind": "List", "items": objects});
-        std::fs::write(&path, serde_json::to_vec(&list)?)?;
-        self.kubectl(&["apply", "-f", path.to_str().expect("UTF-8 path")])?;
-        Ok(())
+        self.apply(&serde_json::to_string(&list)?)
     }
 
     /// Start `count` simulated nodes named PREFIX0… with `cpu` each; wait until they are Ready.
@@ -158,7 +155,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     let mut c = Cluster {
         server,
         kubectl: Kubectl::new("kubectl.1.33")?,
-        dir,
+        _dir: dir,
         simulators: Vec::new(),
     };
     // Three small nodes in zones a, b, c and a big one in zone a.
@@ -181,11 +178,11 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     c.kubectl(&["create", "namespace", "s"])?;
 
     // Resources: only the big node has 3 CPUs free.
-    c.apply(&[pod("s", "fat", "3", json!({}))])?;
+    c.apply_objects(&[pod("s", "fat", "3", json!({}))])?;
     ensure!(c.node_of("s", "fat")? == "big-0");
 
     // nodeSelector, required and preferred node affinity.
-    c.apply(&[
+    c.apply_objects(&[
         pod("s", "ssd", "100m", json!({"nodeSelector": {"disk": "ssd"}})),
         pod(
             "s",
@@ -210,7 +207,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
 
     // Taints: kept off without a toleration, let on with one.
     c.kubectl(&["taint", "node", "small-0", "dedicated=gpu:NoSchedule"])?;
-    c.apply(&[pod("s", "intolerant", "100m", hostname_is("small-0"))])?;
+    c.apply_objects(&[pod("s", "intolerant", "100m", hostname_is("small-0"))])?;
     let message = c.unschedulable("s", "intolerant")?;
     ensure!(
         message.starts_with("0/4 nodes are available:")
@@ -221,7 +218,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     let mut tolerant = hostname_is("small-0");
     tolerant["tolerations"] = json!([{"key": "dedicated", "operator": "Equal", "value": "gpu",
         "effect": "NoSchedule"}]);
-    c.apply(&[pod("s", "tolerant", "100m", tolerant)])?;
+    c.apply_objects(&[pod("s", "tolerant", "100m", tolerant)])?;
     ensure!(c.node_of("s", "tolerant")? == "small-0");
     c.kubectl(&["taint", "node", "small-0", "dedicated-"])?;
     ensure!(
@@ -230,7 +227,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     );
 
     // Required anti-affinity spreads 4 replicas over the 4 nodes.
-    c.apply(&[deployment(
+    c.apply_objects(&[deployment(
         "s",
         "apart",
         4,
@@ -244,7 +241,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     ensure!(nodes.len() == 4, "replicas share nodes: {nodes:?}");
 
     // Topology spread: 3 replicas over zones a, b and c, one each.
-    c.apply(&[deployment(
+    c.apply_objects(&[deployment(
         "s",
         "zoned",
         3,
@@ -261,7 +258,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     ensure!(zones == ["a", "b", "c"], "zones {zones:?}");
 
     // Preemption: a high-priority pod evicts the low-priority one in its way.
-    c.apply(&[
+    c.apply_objects(&[
         json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
             "metadata": {"name": "low"}, "value": 10}),
         json!({"apiVersion": "scheduling.k8s.io/v1", "kind": "PriorityClass",
@@ -269,11 +266,11 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     ])?;
     let mut low = hostname_is("small-2");
     low["priorityClassName"] = json!("low");
-    c.apply(&[pod("s", "low", "1500m", low)])?;
+    c.apply_objects(&[pod("s", "low", "1500m", low)])?;
     ensure!(c.node_of("s", "low")? == "small-2");
     let mut high = hostname_is("small-2");
     high["priorityClassName"] = json!("high");
-    c.apply(&[pod("s", "high", "1500m", high)])?;
+    c.apply_objects(&[pod("s", "high", "1500m", high)])?;
     ensure!(c.node_of("s", "high")? == "small-2");
     wait_for(BIND_TIMEOUT, "the low-priority pod to be gone", || {
         let out = c.kubectl.run(
@@ -294,7 +291,7 @@ fn pods_land_where_their_constraints_demand_on_simulated_nodes() -> Result<()> {
     })?;
 
     // Nothing fits 16 CPUs until a node that does registers.
-    c.apply(&[pod("s", "giant", "16", json!({}))])?;
+    c.apply_objects(&[pod("s", "giant", "16", json!({}))])?;
     let message = c.unschedulable("s", "giant")?;
     ensure!(
         message.starts_with("0/4 nodes are available:") && message.contains("Insufficient cpu"),

@@ -9,8 +9,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, ensure, Context, Result};
-use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, Server};
-use serde_json::Value;
+use navarch_e2e::{navarch_bin, wait_for, Background, Kubectl, KubectlCluster, Server};
 
 const NODES: usize = 100;
 /// Registration of 100 nodes takes well under a second; debug builds on a loaded machine
@@ -26,17 +25,17 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
+impl KubectlCluster for Cluster {
+    fn kubectl_binary(&self) -> &Kubectl {
+        &self.kubectl
+    }
+
+    fn kubeconfig_path(&self) -> std::path::PathBuf {
+        self.server.kubeconfig()
+    }
+}
+
 impl Cluster {
-    fn kubectl(&self, args: &[&str]) -> Result<String> {
-        self.kubectl.stdout(&self.server.kubeconfig(), args)
-    }
-
-    fn json(&self, args: &[&str]) -> Result<Value> {
-        let mut all = args.to_vec();
-        all.extend(["-o", "json"]);
-        Ok(serde_json::from_str(&self.kubectl(&all)?)?)
-    }
-
     fn apply(&self, manifest: &str) -> Result<()> {
         let path = self.server.data_dir().with_extension("manifest.yaml");
         std::fs::write(&path, manifest)?;
