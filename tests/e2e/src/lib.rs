@@ -454,8 +454,25 @@ impl Drop for Background {
     }
 }
 
-/// A test's cluster as kubectl sees it: implement the two accessors, get `kubectl`, `json` and
-/// `apply` against its kubeconfig.
+/// Implements [`KubectlCluster`] for a struct with `kubectl: Kubectl` and `server: Server`
+/// fields.
+#[macro_export]
+macro_rules! kubectl_cluster {
+    ($cluster:ty) => {
+        impl $crate::KubectlCluster for $cluster {
+            fn kubectl_binary(&self) -> &$crate::Kubectl {
+                &self.kubectl
+            }
+
+            fn kubeconfig_path(&self) -> std::path::PathBuf {
+                self.server.kubeconfig()
+            }
+        }
+    };
+}
+
+/// A test's cluster as kubectl sees it: implement the two accessors (or use
+/// [`kubectl_cluster!`]), get `kubectl`, `json` and `apply` against its kubeconfig.
 pub trait KubectlCluster {
     fn kubectl_binary(&self) -> &Kubectl;
     fn kubeconfig_path(&self) -> PathBuf;

@@ -23,15 +23,7 @@ struct Cluster {
     _dir: tempfile::TempDir,
 }
 
-impl KubectlCluster for Cluster {
-    fn kubectl_binary(&self) -> &Kubectl {
-        &self.kubectl
-    }
-
-    fn kubeconfig_path(&self) -> std::path::PathBuf {
-        self.server.kubeconfig()
-    }
-}
+navarch_e2e::kubectl_cluster!(Cluster);
 
 impl Cluster {
     /// Poll `get ARGS -o json` until `check` accepts it; the error names the last object seen.

@@ -53,15 +53,7 @@ struct Cluster {
     kubectl: Kubectl,
 }
 
-impl KubectlCluster for Cluster {
-    fn kubectl_binary(&self) -> &Kubectl {
-        &self.kubectl
-    }
-
-    fn kubeconfig_path(&self) -> std::path::PathBuf {
-        self.server.kubeconfig()
-    }
-}
+navarch_e2e::kubectl_cluster!(Cluster);
 
 impl Cluster {
     /// The ReplicaSet's pods as (name, node, phase, terminating).

@@ -23,15 +23,7 @@ struct Cluster {
     simulators: Vec<Background>,
 }
 
-impl KubectlCluster for Cluster {
-    fn kubectl_binary(&self) -> &Kubectl {
-        &self.kubectl
-    }
-
-    fn kubeconfig_path(&self) -> std::path::PathBuf {
-        self.server.kubeconfig()
-    }
-}
+navarch_e2e::kubectl_cluster!(Cluster);
 
 impl Cluster {
     fn apply_objects(&self, objects: &[Value]) -> Result<()> {
