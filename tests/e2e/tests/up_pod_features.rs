@@ -37,7 +37,7 @@ spec:
   - name: main
     image: {BUSYBOX}
     imagePullPolicy: Never
-    command: [sh, -c, 'id; grep -E "^(CapBnd|NoNewPrivs)" /proc/self/status; (touch /probe && echo rootfs=writable) || echo rootfs=readonly; exec sleep 3600']
+    command: [sh, -c, 'id; grep -E "^(CapBnd|NoNewPrivs)" /proc/self/status; (touch /probe 2>/dev/null && echo rootfs=writable) || echo rootfs=readonly; exec sleep 3600']
     securityContext:
       readOnlyRootFilesystem: true
       allowPrivilegeEscalation: false
@@ -307,7 +307,11 @@ fn security_contexts_hooks_messages_and_host_files_on_containerd() -> Result<()>
 
     // securityContext: user and groups, bounding set, no_new_privs, read-only root.
     let secure = log("secure", "rootfs=")?;
-    let id = secure.lines().next().unwrap_or_default();
+    // stdout and stderr reach the log file through separate pipes: find the line.
+    let id = secure
+        .lines()
+        .find(|l| l.starts_with("uid="))
+        .unwrap_or_default();
     ensure!(
         id.starts_with("uid=1000 gid=2000 ") && id.contains("3000") && id.contains("4000"),
         "id in the secure pod: {secure}"
