@@ -292,20 +292,25 @@ pub async fn stream_file(
     liveness: &dyn Liveness,
     out: mpsc::Sender<Bytes>,
 ) -> std::io::Result<()> {
-    let start = if options.tail_lines.is_some() {
+    // With a tail, where it starts and how much of the file there was when it was counted: a
+    // request that does not follow stops there, so lines written meanwhile do not lengthen it.
+    let (start, limit) = if options.tail_lines.is_some() {
         let path = path.to_path_buf();
-        let options = options.clone();
-        tokio::task::spawn_blocking(move || -> std::io::Result<u64> {
+        let counted = options.clone();
+        let (start, end) = tokio::task::spawn_blocking(move || -> std::io::Result<(u64, u64)> {
             let text = std::fs::read(&path)?;
             let lines: Vec<&[u8]> = text.split_inclusive(|&b| b == b'\n').collect();
-            let index = tail_start(lines.iter().copied(), &options);
-            Ok(lines[..index].iter().map(|l| l.len() as u64).sum())
+            let index = tail_start(lines.iter().copied(), &counted);
+            let start = lines[..index].iter().map(|l| l.len() as u64).sum();
+            Ok((start, text.len() as u64))
         })
         .await
-        .map_err(std::io::Error::other)??
+        .map_err(std::io::Error::other)??;
+        (start, (!options.follow).then(|| end - start))
     } else {
-        0
+        (0, None)
     };
+    let mut consumed: u64 = 0;
     let mut file = tokio::fs::File::open(path).await?;
     let mut inode = file.metadata().await?.ino();
     file.seek(std::io::SeekFrom::Start(start)).await?;
@@ -316,12 +321,13 @@ pub async fn stream_file(
     let mut last_exit_check: Option<tokio::time::Instant> = None;
     loop {
         let read = reader.read_until(b'\n', &mut line).await?;
+        consumed += read as u64;
         if read > 0 && line.ends_with(b"\n") {
             if let Some(entry) = parse_line(&line).filter(|e| selected(e, options)) {
                 renderer.render(&entry, &mut pending);
             }
             line.clear();
-            if renderer.done() {
+            if renderer.done() || limit.is_some_and(|l| consumed >= l) {
                 break;
             }
             if pending.len() >= CHUNK
